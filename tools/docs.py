@@ -6,7 +6,7 @@
     python tools/docs.py check    # both, then fail if README.md is out of date with nbs/index.ipynb
 
 Where Quarto is installed, `nbdev-docs` / `nbdev-preview` build the real site from the same `nbs/_quarto.yml`."""
-import sys, shutil, subprocess
+import re, sys, shutil, subprocess
 from pathlib import Path
 from nbdev.config import get_config
 from nbdev.serve import proc_nbs
@@ -59,6 +59,7 @@ def readme():
     figs = 'index_files'
     body, res = exporter(MarkdownExporter).from_notebook_node(nb, resources={'output_files_dir': figs})
     body = f"# {cfg.title}\n\n> {cfg.description}\n\n" + body
+    body = re.sub(r'\]\((?!https?:|#|/|index_files/)([^)]+)\)', r'](nbs/\1)', body)   # links relative to nbs/ from the repo root
     shutil.rmtree(ROOT/figs, ignore_errors=True)
     for name, data in res.get('outputs', {}).items():
         (ROOT/name).parent.mkdir(parents=True, exist_ok=True)
