@@ -102,3 +102,22 @@ def test_sweep_runs_every_combination(tmp_path):
     runs = sorted(p.name for p in (tmp_path/'sweep').iterdir())
     assert runs == ['latent_dim=2', 'latent_dim=3']
     assert [yaml.safe_load((tmp_path/'sweep'/r/'config.yaml').read_text())['latent_dim'] for r in runs] == [2, 3]
+
+def test_evaluate_and_compare_commands(tmp_path):
+    base = ['quick', 'classes=[0,1]', 'max_train=1000', 'epochs=1', 'valid_pct=0.05', 'quiet=true', 'latent_dim=3']
+    for family in ('gaussian', 'dirichlet'):
+        code, _, err = vae_nb('train', *base, f'bottleneck={family}', f'out={tmp_path}/{family}', cwd=tmp_path)
+        assert code == 0, err
+    code, out, err = vae_nb('evaluate', tmp_path/'gaussian', '--k', '20', cwd=tmp_path)
+    assert code == 0, err
+    res = json.loads((tmp_path/'gaussian'/'evaluation.json').read_text())
+    assert res['nll'] < -res['elbo'] + 5 and res['active_units'] <= 3
+    assert {'latent_stats.png', 'covariances.png', 'traversals.png'} <= {p.name for p in (tmp_path/'gaussian'/'figures').iterdir()}
+    code, out, err = vae_nb('compare', tmp_path/'gaussian', tmp_path/'dirichlet', '--out', tmp_path/'cmp', '--k', '10', cwd=tmp_path)
+    assert code == 0, err
+    assert {'comparison.csv', 'comparison.md', 'comparison.png'} <= {p.name for p in (tmp_path/'cmp').iterdir()}
+    import pandas as pd
+    table = pd.read_csv(tmp_path/'cmp'/'comparison.csv')
+    assert len(table) == 2 and 'gaussian' in out and 'dirichlet' in out
+    code, _, err = vae_nb('evaluate', tmp_path/'nowhere', cwd=tmp_path)
+    assert code == 2 and 'not a run folder' in err
