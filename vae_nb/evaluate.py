@@ -20,10 +20,10 @@ from .train import load_run, loss_parts, latent_means, n_params
 from .data import show_image_grid
 
 # %% auto #0
-__all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'posterior_params', 'log_weight_chunks', 'log_weights',
-           'iw_log_px', 'iw_bounds', 'iw_nll', 'kl_groups', 'unit_activity', 'active_units', 'recon_errors',
-           'latent_probe', 'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure',
-           'evaluate_command', 'compare_command']
+__all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
+           'iw_nll', 'kl_groups', 'unit_activity', 'active_units', 'recon_errors', 'latent_probe', 'evaluate',
+           'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure', 'evaluate_command',
+           'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -40,10 +40,6 @@ def chunked_logsumexp(chunks) -> torch.Tensor:
     return s.log() + m
 
 # %% ../nbs/06_evaluate.ipynb #7cf1e70d
-def posterior_params(model:VAE, x:torch.Tensor, y=None) -> torch.Tensor:
-    "The encoder head's output for `x`: what `model.bottleneck.posterior` turns into $q(z\\mid x)$ (`model.encode` is `posterior(posterior_params(...))`)."
-    return model.head(model.encoder(x, model.condition(y)))
-
 def _rep(t, c): return None if t is None else t.repeat(c, *([1] * (t.ndim - 1)))
 
 def log_weight_chunks(model:VAE, x:torch.Tensor, y=None, k:int=1, chunk:int=20_000):
@@ -52,7 +48,7 @@ def log_weight_chunks(model:VAE, x:torch.Tensor, y=None, k:int=1, chunk:int=20_0
         raise ValueError("a deterministic bottleneck (stochastic=False) has no posterior density: no importance weights, ELBO or NLL")
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
     B = len(x)
-    params, prior = posterior_params(model, x, y), model.bottleneck.prior()
+    params, prior = model.posterior_params(x, y), model.bottleneck.prior()
     per, done = max(1, chunk // B), 0
     while done < k:
         c = min(per, k - done)

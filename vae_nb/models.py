@@ -249,9 +249,13 @@ class VAE(nn.Module):
         if y is None: raise ValueError("this VAE is conditional: pass the labels `y`")
         return F.one_hot(y.long(), self.n_classes).float()
 
+    def posterior_params(self, x, y=None) -> torch.Tensor:
+        "The encoder head's output `(B, n_params)`: what the bottleneck turns into the posterior."
+        return self.head(self.encoder(x, self.condition(y)))
+
     def encode(self, x, y=None) -> Distribution:
         "The posterior $q(z\\mid x, y)$."
-        return self.bottleneck.posterior(self.head(self.encoder(x, self.condition(y))))
+        return self.bottleneck.posterior(self.posterior_params(x, y))
 
     def decode(self, z, y=None) -> torch.Tensor:
         "The decoder's raw output for latents `z` (its likelihood's parameters)."
