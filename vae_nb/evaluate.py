@@ -21,8 +21,8 @@ from .data import show_image_grid
 
 # %% auto #0
 __all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
-           'iw_nll', 'kl_groups', 'unit_activity', 'active_units', 'recon_errors', 'latent_probe', 'evaluate',
-           'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure', 'evaluate_command',
+           'subset_dl', 'iw_nll', 'kl_groups', 'unit_activity', 'active_units', 'recon_errors', 'latent_probe',
+           'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure', 'evaluate_command',
            'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
@@ -84,9 +84,17 @@ def iw_bounds(lw:torch.Tensor, ks=(1, 10, 100, 1000)) -> dict:
 def _test_dl(dls): return dls[2] if len(dls.loaders) > 2 else dls.valid
 
 @torch.no_grad()
-def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:int=100) -> dict:
-    "Mean of $-\\mathcal L_k$ over the first `max_n` examples of `dl` (all if None): `nll`, its standard error `nll_se`, `n`, `k` and `seconds`."
+def subset_dl(dl, n:int|None, seed:int=0):
+    "`dl` restricted to a seeded random `n` of its examples, in order (all if `n` is None or not smaller); `dl` itself if its dataset cannot be subset."
+    N = len(dl.dataset)
+    if n is None or n >= N or not hasattr(dl.dataset, 'subset'): return dl
+    idx = torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return dl.new(dl.dataset.subset(idx.to(dl.dataset.x.device)))
+
+def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:int=100, seed:int=0) -> dict:
+    "Mean of $-\\mathcal L_k$ over a seeded random `max_n` examples of `dl` (`subset_dl`; all if None): `nll`, its standard error `nll_se`, the ELBO on the same examples `elbo`, `n`, `k` and `seconds`."
     model.eval()
+    dl = subset_dl(dl, max_n, seed)
     vals, n, t0 = [], 0, time.perf_counter()
     for xb, yb in dl:
         for i in range(0, len(xb), bs):
@@ -95,8 +103,10 @@ def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:
             vals.append(-iw_log_px(model, xb[i:i + take], yb[i:i + take], k, chunk).cpu()); n += take
         if max_n is not None and n >= max_n: break
     v = torch.cat(vals).double()
+    secs = round(time.perf_counter() - t0, 2)
+    elbo = loss_parts(model, dl)['elbo'] if len(v) == len(dl.dataset) else float('nan')
     return dict(nll=v.mean().item(), nll_se=(v.std() / math.sqrt(len(v))).item() if len(v) > 1 else float('nan'),
-                n=len(v), k=k, seconds=round(time.perf_counter() - t0, 2))
+                elbo=elbo, n=len(v), k=k, seconds=secs)
 
 # %% ../nbs/06_evaluate.ipynb #2469616d
 @torch.no_grad()
@@ -158,8 +168,8 @@ def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=
     res = dict(elbo=parts['elbo'] if stochastic else nan, recon=parts['recon'], kl=parts['kl'] if stochastic else nan)
     if stochastic and k:
         r = iw_nll(model, dl, k=k, max_n=iw_n)
-        res.update(nll=r['nll'], nll_se=r['nll_se'], nll_k=k, nll_n=r['n'], nll_seconds=r['seconds'])
-    else: res.update(nll=nan, nll_se=nan, nll_k=k, nll_n=0, nll_seconds=0.)
+        res.update(nll=r['nll'], nll_se=r['nll_se'], nll_elbo=r['elbo'], nll_k=k, nll_n=r['n'], nll_seconds=r['seconds'])
+    else: res.update(nll=nan, nll_se=nan, nll_elbo=nan, nll_k=k, nll_n=0, nll_seconds=0.)
     act = unit_activity(model, dl)
     res.update(active_units=int((act > threshold).sum()), latent_dim=len(act), unit_activity=act.tolist(),
                kl_groups=kl_groups(model, dl).tolist() if stochastic else [])

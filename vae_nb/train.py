@@ -306,7 +306,7 @@ def _in_notebook() -> bool:
 DEFAULTS = dict(
     bottleneck='gaussian', conditional=False, prior=None, dataset='mnist', dataset_kwargs={}, classes=None, latent_dim=20, arch='mlp400',
     likelihood='bernoulli', binarize=None, epochs=10, bs=128, lr=1e-3, wd=0., schedule='constant', beta=1., kl_anneal=None,
-    anneal_warmup=0.3, anneal_cycles=4, free_bits=0., capacity=None, patience=None, min_delta=0., grad_clip=None,
+    anneal_warmup=0.3, anneal_cycles=4, free_bits=0., capacity=None, capacity_gamma=1000., patience=None, min_delta=0., grad_clip=None,
     viz_every=0, checkpoint_every=0, device='auto', seed=42, max_train=None, valid_pct=0.1, out=None, quiet=False, progress=True,
     wandb=False, tensorboard=False, resume=None,
 )
@@ -342,6 +342,7 @@ def check_config(cfg:dict) -> dict:
     _number('beta', c['beta'], 0)
     _number('free_bits', c['free_bits'], 0)
     _number('capacity', c['capacity'], 0, allow_none=True)
+    _number('capacity_gamma', c['capacity_gamma'], 0)
     _number('patience', c['patience'], 1, integer=True, allow_none=True)
     _number('min_delta', c['min_delta'], 0)
     _number('grad_clip', c['grad_clip'], 0, allow_none=True)
@@ -366,7 +367,7 @@ def _callbacks(c:dict, out:Path|None, resuming:bool=False) -> list:
     cbs = [VAEBatch(), NaNGuard(), RunEpochs()]
     if c['kl_anneal'] not in (None, 'none'):
         cbs.append(KLAnneal(c['kl_anneal'], warmup=c['anneal_warmup'], **({'cycles': c['anneal_cycles']} if c['kl_anneal'] == 'cyclical' else {})))
-    if c['capacity'] is not None: cbs.append(CapacitySchedule(c['capacity']))
+    if c['capacity'] is not None: cbs.append(CapacitySchedule(c['capacity'], gamma=c['capacity_gamma']))
     if c['grad_clip']: cbs.append(GradientClip(c['grad_clip']))
     if c['patience']: cbs.append(EarlyStoppingCallback(monitor='valid_elbo', comp=np.greater, min_delta=c['min_delta'], patience=c['patience']))
     if out is not None:
