@@ -6,7 +6,6 @@ Docs: https://vae-nb.github.io/vae_nb/cc.html.md"""
 
 # %% ../nbs/05d_cc.ipynb #37b394cd
 from __future__ import annotations
-import math
 
 import torch
 

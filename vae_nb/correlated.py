@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from matplotlib.patches import Ellipse
 from torch import nn
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
+from torch.distributions import Independent, MultivariateNormal, Normal
 
-from .models import Bottleneck, GaussianBottleneck, register_bottleneck
+from .models import Bottleneck, register_bottleneck
 
 # %% auto #0
 __all__ = ['constant_correlation', 'prior_cholesky', 'diag_mvn_kl', 'CorrelatedGaussianBottleneck', 'cov_ellipses', 'decode_grid']

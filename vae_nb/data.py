@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #4a305e58
 from __future__ import annotations
-import os, pickle, struct, tempfile, warnings
+import os, warnings
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torchvision.datasets as tvd
 import matplotlib.pyplot as plt
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
@@ -76,23 +77,18 @@ def _as_nchw(x) -> torch.Tensor:
 def _labels(y) -> torch.Tensor: return torch.as_tensor(np.asarray(y)).reshape(-1).long()
 
 # %% ../nbs/01_data.ipynb #9ec64fac
-def _torchvision_split(cls, root, train, **kw):
-    ds = _load_or_download(lambda download: cls(str(root), train=train, download=download, **kw), cls.__name__,
-                           f"{cls.__name__} files under {Path(root)/cls.__name__/'raw'}")
-    return ds
-
 def _idx_resources(cls):
     return ', '.join(f for f, _ in cls.resources)
 
 @register_dataset('mnist')
 def load_mnist(root, **kwargs) -> RawSplits:
     "MNIST digits (28×28 grey), via `torchvision.datasets.MNIST`."
-    return _mnist_like(__import__('torchvision').datasets.MNIST, root)
+    return _mnist_like(tvd.MNIST, root)
 
 @register_dataset('fashion_mnist')
 def load_fashion_mnist(root, **kwargs) -> RawSplits:
     "Fashion-MNIST (28×28 grey), via `torchvision.datasets.FashionMNIST`."
-    return _mnist_like(__import__('torchvision').datasets.FashionMNIST, root)
+    return _mnist_like(tvd.FashionMNIST, root)
 
 def _mnist_like(cls, root) -> RawSplits:
     expected = f"{_idx_resources(cls)} in {Path(root)/cls.__name__/'raw'}"
@@ -283,7 +279,6 @@ def check_dataset_name(name:str):
 def dataset_vocab(name:str, **dataset_kwargs) -> list|None:
     "The class names of dataset `name` without loading its images (None where only the files can tell)."
     check_dataset_name(name)
-    import torchvision.datasets as tvd
     fixed = {'mnist': tvd.MNIST.classes, 'fashion_mnist': tvd.FashionMNIST.classes, 'digits': [str(i) for i in range(10)],
              'cifar10': ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']}  # CIFAR-10's batches.meta
     if name in fixed: return list(fixed[name])

@@ -9,7 +9,6 @@ __all__ = ['LIKELIHOODS', 'Likelihood', 'Bernoulli', 'Gaussian', 'TanhGaussian',
            'get_likelihood', 'elbo_parts']
 
 # %% ../nbs/00_elbo.ipynb #0be92511
-import math
 import torch
 import torch.nn.functional as F
 import torch.distributions as D

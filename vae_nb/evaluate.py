@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 import matplotlib.pyplot as plt
 
 from .models import VAE

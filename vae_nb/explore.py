@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/explore.html.md"""
 
 # %% ../nbs/08_explore.ipynb #fea02998
 from __future__ import annotations
-import io, contextlib
+import io
 
 import numpy as np
 import torch

@@ -20,7 +20,7 @@ from fastai.learner import Learner, Metric, event
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import EarlyStoppingCallback
 from fastai.callback.training import GradientClip
-from fastai.callback.progress import CSVLogger, ProgressCallback
+from fastai.callback.progress import CSVLogger
 from fastai.optimizer import OptimWrapper
 from fastai.data.core import DataLoaders
 from fastai.torch_core import set_seed
@@ -267,7 +267,7 @@ def training_figure(model:VAE, dl, title:str='', n_show:int=12):
     fig = plt.figure(figsize=(11, 3.2))
     ax0 = fig.add_axes([0.03, 0.08, 0.25, 0.82])
     p = to_2d(z)
-    sc = ax0.scatter(p[:, 0], p[:, 1], c=y.numpy(), cmap='tab10', s=3, vmin=-.5, vmax=9.5)
+    ax0.scatter(p[:, 0], p[:, 1], c=y.numpy(), cmap='tab10', s=3, vmin=-.5, vmax=9.5)
     ax0.set_title(('z' if z.shape[1] == 2 else 'PCA of z') + ', by class', fontsize=9); ax0.tick_params(labelsize=7)
     class_legend(ax0, y)
     ax1, ax2 = fig.add_axes([0.33, 0.05, 0.4, 0.85]), fig.add_axes([0.76, 0.05, 0.22, 0.85])

@@ -6,20 +6,19 @@ Docs: https://vae-nb.github.io/vae_nb/viz.html.md"""
 
 # %% ../nbs/07_viz.ipynb #bcbe15d0
 from __future__ import annotations
-import io, math, warnings
+import io, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
 
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from fastai.callback.core import Callback
 
 from .data import show_image_grid
 from .models import VAE
 from .train import EpochEndCallback, class_legend, global_epoch, latent_means, to_2d
 from .beta import traversal_grid
-from .correlated import cov_ellipses, decode_grid
+from .correlated import decode_grid
 from .dirichlet import plot_composition, plot_ternary
 from .evaluate import kl_groups, unit_activity
 
