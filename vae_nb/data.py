@@ -228,6 +228,10 @@ class ImageTensors:
         if self.dynamic_binarize: x = torch.bernoulli(x)
         return _scale(x, self.data_range), self.y.index_select(0, idx)
 
+    def mean_image(self) -> torch.Tensor:
+        "The average image `(C, H, W)` in `data_range` (also the average of dynamically binarised draws), summed without a float copy of `x`."
+        return _scale(self.x.sum(0, dtype=torch.float64).div_(255 * len(self)).float(), self.data_range)
+
 # %% ../nbs/01_data.ipynb #bf4c895d
 @dataclass
 class Splits:

@@ -35,6 +35,17 @@ class Likelihood:
         "The image the model draws (for reconstructions and samples), inside `data_range`."
         return self.pixel_dist(out).mean
 
+    def raw_output(self, m:torch.Tensor, eps:float=1e-3, bound:float=30., steps:int=60) -> torch.Tensor:
+        "The raw output whose `mean` is the image `m`, kept `eps` of the range inside `data_range` and the output within ±`bound` (bisection; `mean` increases with `out`)."
+        lo, hi = self.data_range
+        m = m.clamp(lo + eps * (hi - lo), hi - eps * (hi - lo))
+        a, b = torch.full_like(m, -bound), torch.full_like(m, bound)
+        for _ in range(steps):
+            mid = (a + b) / 2
+            below = self.mean(mid) < m
+            a, b = torch.where(below, mid, a), torch.where(below, b, mid)
+        return (a + b) / 2
+
     def __repr__(self): return f'{type(self).__name__}()'
 
 # %% ../nbs/00_elbo.ipynb #d72a7f51

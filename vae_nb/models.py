@@ -144,6 +144,10 @@ class MLPDecoder(nn.Module):
         self.net = _mlp([code_dim + cond_dim, *hidden, math.prod(out_shape)], last_act=False)
     def forward(self, z, c=None):
         return self.net(z if c is None else torch.cat([z, c], 1)).view(len(z), *self.out_shape)
+    @property
+    def out_bias(self) -> torch.Tensor:
+        "The per-pixel output bias `out_shape` (a view of the last layer's bias)."
+        return self.net[-1].bias.view(self.out_shape)
 
 # %% ../nbs/03_models.ipynb #df92157a
 def _per_layer(v, n, name):
@@ -179,7 +183,7 @@ class ConvEncoder(nn.Module):
         return self.fc(h if c is None else torch.cat([h, c], 1))
 
 class ConvDecoder(nn.Module):
-    "The mirror of a `ConvEncoder`: Linear from the code (plus condition), then transposed convolutions back to `out_shape`."
+    "The mirror of a `ConvEncoder`: Linear from the code (plus condition), transposed convolutions back to `out_shape`, plus a per-pixel `out_bias`."
     def __init__(self, out_shape:tuple, code_dim:int, channels:tuple=(32, 64), kernels=4, strides=2, paddings=1, hidden:int=256, cond_dim:int=0):
         super().__init__()
         c, h, w = out_shape
@@ -192,12 +196,13 @@ class ConvDecoder(nn.Module):
         for i in reversed(range(n)):      # undo encoder layer i: size sh[i+1] -> sh[i]
             j = n - 1 - i
             out_pad = [target - ((src - 1) * ss[i] - 2 * ps[i] + ks[i]) for target, src in ((sh[i], sh[i+1]), (sw[i], sw[i+1]))]
-            layers.append(nn.ConvTranspose2d(chans[j], chans[j+1], ks[i], ss[i], ps[i], output_padding=tuple(out_pad)))
+            layers.append(nn.ConvTranspose2d(chans[j], chans[j+1], ks[i], ss[i], ps[i], output_padding=tuple(out_pad), bias=i > 0))
             if i > 0: layers += [nn.BatchNorm2d(chans[j+1]), nn.ReLU()]
         self.deconvs = nn.Sequential(*layers)
+        self.out_bias = nn.Parameter(torch.zeros(out_shape))   # one bias per pixel, as the MLP decoder's last layer has
     def forward(self, z, c=None):
         h = self.fc(z if c is None else torch.cat([z, c], 1))
-        return self.deconvs(h.view(len(z), *self.start))
+        return self.deconvs(h.view(len(z), *self.start)) + self.out_bias
 
 # %% ../nbs/03_models.ipynb #f02cb054
 ARCHS = {
@@ -277,6 +282,15 @@ class VAE(nn.Module):
         "`n` images decoded from prior samples (for a conditional model, of labels `y`)."
         z = self.bottleneck.sample_prior(n)
         return self.likelihood.mean(self.decode(z, y))
+
+    @torch.no_grad()
+    def init_output_bias(self, mean_image:torch.Tensor) -> bool:
+        "Start the decoder at the data's average image: its per-pixel `out_bias` set to `likelihood.raw_output(mean_image)`; False for a decoder without one."
+        bias = getattr(self.decoder, 'out_bias', None)
+        if bias is None: return False
+        if bias.shape != mean_image.shape: raise ValueError(f"mean image of shape {tuple(mean_image.shape)} for a decoder of shape {tuple(bias.shape)}")
+        bias.copy_(self.likelihood.raw_output(mean_image.to(bias)))
+        return True
 
 # %% ../nbs/03_models.ipynb #b40bb91e
 def build_vae(bottleneck:str|Bottleneck='gaussian', latent_dim:int=20, arch:str|dict='mlp400', likelihood:str|Likelihood='bernoulli',

@@ -20,6 +20,7 @@ from fastai.learner import Learner, Metric, event
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import EarlyStoppingCallback
 from fastai.callback.training import GradientClip
+import fastai.callback.schedule  # noqa: F401  (importing it gives Learner fit_one_cycle and fit_flat_cos)
 from fastai.callback.progress import CSVLogger
 from fastai.optimizer import OptimWrapper
 from fastai.data.core import DataLoaders
@@ -32,12 +33,12 @@ from .models import ARCHS, VAE, VAELoss, build_vae, bottleneck_names, get_bottle
 from .elbo import LIKELIHOODS, get_likelihood
 
 # %% auto #0
-__all__ = ['MODEL_KEYS', 'DEFAULTS', 'LeanCallback', 'lean', 'VAELearner', 'VAEBatch', 'LossPart', 'BetaInForce', 'vae_metrics',
-           'anneal_factor', 'global_epoch', 'KLAnneal', 'CapacitySchedule', 'NaNGuard', 'EpochEndCallback',
-           'Checkpoints', 'RunEpochs', 'load_checkpoint', 'check_resumable', 'restore_weights', 'restore',
-           'latent_means', 'to_2d', 'class_legend', 'training_figure', 'LatentPlots', 'check_config', 'resolve_device',
-           'TableLogger', 'adam', 'dls_from_config', 'model_from_config', 'fit_vae', 'n_params', 'loss_parts',
-           'test_metrics', 'write_metrics', 'load_run', 'StopAfter']
+__all__ = ['MODEL_KEYS', 'DEFAULTS', 'SCHEDULES', 'LeanCallback', 'lean', 'VAELearner', 'VAEBatch', 'LossPart', 'BetaInForce',
+           'vae_metrics', 'anneal_factor', 'global_epoch', 'KLAnneal', 'CapacitySchedule', 'NaNGuard',
+           'EpochEndCallback', 'Checkpoints', 'RunEpochs', 'load_checkpoint', 'check_resumable', 'restore_weights',
+           'restore', 'latent_means', 'to_2d', 'class_legend', 'training_figure', 'LatentPlots', 'check_config',
+           'resolve_device', 'TableLogger', 'adam', 'dls_from_config', 'model_from_config', 'fit_vae', 'n_params',
+           'loss_parts', 'test_metrics', 'write_metrics', 'load_run', 'StopAfter']
 
 # %% ../nbs/04_train.ipynb #6f1f7226
 from fastai.callback.core import _events
@@ -308,8 +309,10 @@ DEFAULTS = dict(
     likelihood='bernoulli', binarize=None, epochs=10, bs=128, lr=1e-3, wd=0., schedule='constant', beta=1., kl_anneal=None,
     anneal_warmup=0.3, anneal_cycles=4, free_bits=0., capacity=None, capacity_gamma=1000., patience=None, min_delta=0., grad_clip=None,
     viz_every=0, checkpoint_every=0, device='auto', seed=42, max_train=None, valid_pct=0.1, out=None, quiet=False, progress=True,
-    wandb=False, tensorboard=False, resume=None,
+    wandb=False, tensorboard=False, resume=None, init_bias=True,
 )
+
+SCHEDULES = {'constant': 'fit', 'one_cycle': 'fit_one_cycle', 'flat_cos': 'fit_flat_cos'}   # schedule -> the Learner method that trains with it
 
 def _allowed(key, value, allowed):
     if value not in allowed: raise ValueError(f"Unknown {key} '{value}'. Allowed: {', '.join(map(str, allowed))}")
@@ -332,7 +335,8 @@ def check_config(cfg:dict) -> dict:
     _allowed('likelihood', c['likelihood'], list(LIKELIHOODS))
     if isinstance(c['arch'], str): _allowed('arch', c['arch'], list(ARCHS))
     _allowed('device', c['device'], ['auto', 'cpu', 'cuda', 'mps'] + [f'cuda:{i}' for i in range(8)])
-    _allowed('schedule', c['schedule'], ['constant', 'one_cycle'])
+    _allowed('schedule', c['schedule'], list(SCHEDULES))
+    _allowed('init_bias', c['init_bias'], [True, False])
     _allowed('binarize', c['binarize'], [None, 'static', 'dynamic'])
     _allowed('kl_anneal', c['kl_anneal'], [None, 'none', 'linear', 'sigmoid', 'cyclical'])
     _number('latent_dim', c['latent_dim'], 1, integer=True)
@@ -437,11 +441,13 @@ def fit_vae(dls:DataLoaders|None=None, model:nn.Module|None=None, cbs:list|None=
     out = Path(c['out']) if c['out'] else None
     ck = load_checkpoint(c['resume']) if c['resume'] else None     # a bad checkpoint fails before any data loads
     if ck is not None: check_resumable(ck, c)
-    if ck is not None and c['schedule'] == 'one_cycle': raise ValueError("resume needs schedule='constant' (a one-cycle schedule cannot be continued)")
+    if ck is not None and c['schedule'] != 'constant': raise ValueError(f"resume needs schedule='constant' (a {c['schedule']} schedule cannot be continued)")
     device = resolve_device(c['device'])
     set_seed(c['seed'], reproducible=True)
     if dls is None: dls = dls_from_config(c, device)
-    if model is None: model = model_from_config(c, dls)
+    if model is None:
+        model = model_from_config(c, dls)
+        if c['init_bias'] and ck is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
     learn = VAELearner(dls, model.to(device), loss_func=VAELoss(c['beta'], c['free_bits'], c['capacity']),
                     opt_func=partial(OptimWrapper, opt=adam), lr=c['lr'], wd=c['wd'], metrics=vae_metrics(), default_cbs=False,
                     cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out, resuming=ck is not None) + list(cbs or []))
@@ -460,7 +466,7 @@ def fit_vae(dls:DataLoaders|None=None, model:nn.Module|None=None, cbs:list|None=
     remaining = c['epochs'] - learn.epoch_offset
     if remaining < 1: return learn
     t0 = time.perf_counter()
-    fit = learn.fit_one_cycle if c['schedule'] == 'one_cycle' else learn.fit
+    fit = getattr(learn, SCHEDULES[c['schedule']])
     with contextlib.ExitStack() as stack:
         if c['quiet'] or not c['progress']:
             stack.enter_context(learn.no_bar())
