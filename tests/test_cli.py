@@ -112,6 +112,10 @@ def test_evaluate_and_compare_commands(tmp_path):
     assert code == 0, err
     res = json.loads((tmp_path/'gaussian'/'evaluation.json').read_text())
     assert res['nll'] < -res['elbo'] + 5 and res['active_units'] <= 3
+    assert res['nll_n'] == 1000 and res['nll_k'] == 20
+    code, out, err = vae_nb('evaluate', tmp_path/'gaussian', '--k', '5', '--iw-n', '0', '--which', 'last', cwd=tmp_path)
+    assert code == 0, err
+    assert json.loads((tmp_path/'gaussian'/'evaluation.json').read_text())['nll_n'] == 2115    # every test 0 and 1
     assert {'latent_stats.png', 'covariances.png', 'traversals.png'} <= {p.name for p in (tmp_path/'gaussian'/'figures').iterdir()}
     code, out, err = vae_nb('compare', tmp_path/'gaussian', tmp_path/'dirichlet', '--out', tmp_path/'cmp', '--k', '10', cwd=tmp_path)
     assert code == 0, err

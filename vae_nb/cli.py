@@ -158,8 +158,11 @@ def _parser():
     t.add_argument('-m', '--multirun', action='store_true', help='comma-separated values are a sweep: one run each')
     e = sub.add_parser('evaluate', help='test metrics (ELBO, NLL, active units, probes) and figures of a run folder')
     e.add_argument('run'); e.add_argument('--k', type=int, default=1000, help='importance samples for the NLL')
+    e.add_argument('--iw-n', type=int, default=1000, help='test images for the NLL (0: all)')
+    e.add_argument('--which', default='best', choices=['best', 'last'], help='which checkpoint to evaluate')
     c = sub.add_parser('compare', help='one table and side-by-side figures for several run folders')
     c.add_argument('runs', nargs='+'); c.add_argument('--out', default='comparison'); c.add_argument('--k', type=int, default=100)
+    c.add_argument('--iw-n', type=int, default=1000, help='test images for the NLL (0: all)')
     b = sub.add_parser('bench', help='speed: fit_vae vs a bare PyTorch loop vs torchvision DataLoader (fresh processes, alternating)')
     b.add_argument('--arch', default='mlp400'); b.add_argument('--rounds', type=int, default=3); b.add_argument('--epochs', type=int, default=2)
     b.add_argument('--threads', type=int, default=None, help='OMP_NUM_THREADS of the measured processes (default: torch default)')
@@ -183,15 +186,15 @@ def main(argv:list|None=None) -> int:
         elif args.command == 'evaluate':
             from vae_nb.evaluate import evaluate_command
             from vae_nb.train import load_run
-            evaluate_command(args.run, k=args.k)
-            model, dls, _ = load_run(args.run)
+            evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
+            model, dls, _ = load_run(args.run, args.which)
             print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))
         elif args.command == 'bench':
             from vae_nb.benchmarks import machine, report, speed_benchmark
             print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads)))
         elif args.command == 'compare':
             from vae_nb.evaluate import compare_command
-            compare_command(args.runs, out=args.out, k=args.k)
+            compare_command(args.runs, out=args.out, k=args.k, iw_n=args.iw_n or None)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"vae-nb: error: {e}", file=sys.stderr)
         return 2

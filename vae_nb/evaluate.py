@@ -259,19 +259,19 @@ def compare_figure(folders:list, table:pd.DataFrame|None=None, n:int=8, metrics=
     return fig
 
 # %% ../nbs/06_evaluate.ipynb #4940bef3
-def evaluate_command(run:str|Path, k:int=1000, out:str|Path|None=None) -> dict:
-    "What `vae-nb evaluate RUN` does: `evaluate_run`, print the scalars, write `evaluation.json` into the run folder (or `out`)."
-    res = evaluate_run(run, k=k)
+def evaluate_command(run:str|Path, k:int=1000, out:str|Path|None=None, iw_n:int|None=1000, which:str='best') -> dict:
+    "What `vae-nb evaluate RUN` does: `evaluate_run` (checkpoint `which`; NLL on `iw_n` test images, None: all), print the scalars, write `evaluation.json` into the run folder (or `out`)."
+    res = evaluate_run(run, k=k, which=which, iw_n=iw_n)
     path = Path(out) if out else Path(run)/'evaluation.json'
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1))
     print(json.dumps({k_: v for k_, v in res.items() if not isinstance(v, list)}, indent=1))
     return res
 
-def compare_command(runs:list, out:str|Path='comparison', k:int=100) -> pd.DataFrame:
-    "What `vae-nb compare RUN [RUN ...]` does: `compare` into `out/comparison.{csv,md}`, `compare_figure` into `out/comparison.png`, print the table."
+def compare_command(runs:list, out:str|Path='comparison', k:int=100, iw_n:int|None=1000) -> pd.DataFrame:
+    "What `vae-nb compare RUN [RUN ...]` does: `compare` (NLL on `iw_n` test images, None: all) into `out/comparison.{csv,md}`, `compare_figure` into `out/comparison.png`, print the table."
     out = Path(out)
-    table = compare(list(runs), k=k, out=out)
+    table = compare(list(runs), k=k, out=out, iw_n=iw_n)
     fig = compare_figure(list(runs), table)
     fig.savefig(out/'comparison.png', dpi=80); plt.close(fig)
     print(to_markdown(table))

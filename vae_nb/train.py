@@ -14,6 +14,7 @@ warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=Fu
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import matplotlib.pyplot as plt
 import yaml
 from fastai.learner import Learner, Metric, event
@@ -36,9 +37,9 @@ from .elbo import LIKELIHOODS, get_likelihood
 __all__ = ['MODEL_KEYS', 'DEFAULTS', 'SCHEDULES', 'LeanCallback', 'lean', 'VAELearner', 'VAEBatch', 'LossPart', 'BetaInForce',
            'vae_metrics', 'anneal_factor', 'global_epoch', 'KLAnneal', 'CapacitySchedule', 'NaNGuard',
            'EpochEndCallback', 'Checkpoints', 'RunEpochs', 'load_checkpoint', 'check_resumable', 'restore_weights',
-           'restore', 'latent_means', 'to_2d', 'class_legend', 'training_figure', 'LatentPlots', 'check_config',
-           'resolve_device', 'TableLogger', 'adam', 'dls_from_config', 'model_from_config', 'fit_vae', 'n_params',
-           'loss_parts', 'test_metrics', 'write_metrics', 'load_run', 'StopAfter']
+           'restore', 'WeightAverage', 'latent_means', 'to_2d', 'class_legend', 'training_figure', 'LatentPlots',
+           'check_config', 'resolve_device', 'TableLogger', 'adam', 'dls_from_config', 'model_from_config', 'fit_vae',
+           'n_params', 'loss_parts', 'test_metrics', 'write_metrics', 'load_run', 'StopAfter']
 
 # %% ../nbs/04_train.ipynb #6f1f7226
 from fastai.callback.core import _events
@@ -182,7 +183,9 @@ class Checkpoints(EpochEndCallback):
     def state(self) -> dict:
         rng = _rng_state(self.dls)
         rng['python'] = _py_state(rng['python'])
-        return dict(model=self.learn.model.state_dict(), opt=self.learn.opt.state_dict(), epoch=global_epoch(self.learn) + 1,
+        wa = getattr(self.learn, 'weight_average', None)     # with weight averaging: 'model' is the average, 'train_model' what the optimiser moves
+        weights = dict(model=wa.average.module.state_dict(), train_model=self.learn.model.state_dict()) if wa else dict(model=self.learn.model.state_dict())
+        return dict(**weights, opt=self.learn.opt.state_dict(), epoch=global_epoch(self.learn) + 1,
                     best=self.best, rng=rng, config=self.config, history=[list(map(float, v)) for v in self.recorder.values])
     def after_train_epoch(self):
         elbo = self.recorder.values[-1][self.recorder.metric_names[1:].index('valid_elbo')]
@@ -229,12 +232,36 @@ def restore_weights(model:nn.Module, st:dict):
     model.load_state_dict(st['model'])
 
 def restore(learn:Learner, st:dict):
-    "Put checkpoint `st` (from `load_checkpoint`) into `learn`: weights, optimiser state and every random state."
-    restore_weights(learn.model, st)
+    "Put checkpoint `st` (from `load_checkpoint`) into `learn`: weights (and their running average), optimiser state and every random state."
+    averaged = 'train_model' in st
+    restore_weights(learn.model, {'model': st['train_model']} if averaged else st)
+    learn.resumed_average = st['model'] if averaged else None
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(st['opt'])
     rng = dict(st['rng']); rng['python'] = _py_state(rng['python'])
     _set_rng_state(rng, learn.dls)
+
+# %% ../nbs/04_train.ipynb #573b10c8
+class WeightAverage(LeanCallback):
+    "Exponential moving average of the weights (`decay` per optimiser step; torch's `AveragedModel`), used for validation, checkpoints and the finished model."
+    order = 60
+    def __init__(self, decay:float=0.999):
+        if not 0 < decay < 1: raise ValueError(f"the weight-average decay must be in (0, 1), got {decay!r}")
+        self.decay = decay
+    def before_fit(self):
+        self.average = AveragedModel(self.learn.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        start = getattr(self.learn, 'resumed_average', None)
+        if start is not None:
+            self.average.module.load_state_dict(start)
+            self.average.n_averaged.fill_(1)          # continue the average, do not restart it from the current weights
+        self.learn.weight_average = self
+    def after_step(self): self.average.update_parameters(self.learn.model)
+    def _use_average(self): self.learn.model.load_state_dict(self.average.module.state_dict())
+    def before_validate(self):
+        self._raw = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+        self._use_average()
+    def after_validate(self): self.learn.model.load_state_dict(self._raw)
+    def after_fit(self): self._use_average()
 
 # %% ../nbs/04_train.ipynb #2d9d24ae
 def latent_means(model:VAE, dl, max_n:int=2000):
@@ -309,7 +336,7 @@ DEFAULTS = dict(
     likelihood='bernoulli', binarize=None, epochs=10, bs=128, lr=1e-3, wd=0., schedule='constant', beta=1., kl_anneal=None,
     anneal_warmup=0.3, anneal_cycles=4, free_bits=0., capacity=None, capacity_gamma=1000., patience=None, min_delta=0., grad_clip=None,
     viz_every=0, checkpoint_every=0, device='auto', seed=42, max_train=None, valid_pct=0.1, out=None, quiet=False, progress=True,
-    wandb=False, tensorboard=False, resume=None, init_bias=True,
+    wandb=False, tensorboard=False, resume=None, init_bias=True, ema=None,
 )
 
 SCHEDULES = {'constant': 'fit', 'one_cycle': 'fit_one_cycle', 'flat_cos': 'fit_flat_cos'}   # schedule -> the Learner method that trains with it
@@ -353,6 +380,7 @@ def check_config(cfg:dict) -> dict:
     _number('viz_every', c['viz_every'], 0, integer=True)
     _number('max_train', c['max_train'], 1, integer=True, allow_none=True)
     _number('seed', c['seed'], 0, integer=True)
+    if c['ema'] is not None and not (isinstance(c['ema'], float) and 0 < c['ema'] < 1): raise ValueError(f"ema must be None or a decay in (0, 1) such as 0.999, got {c['ema']!r}")
     get_bottleneck(c['bottleneck'], c['latent_dim'], **_prior_kwargs(c))      # the family checks its own latent size and prior
     if c['classes'] is not None and (not isinstance(c['classes'], (list, tuple)) or len(c['classes']) < 1):
         raise ValueError(f"classes must be a non-empty list of class indices or names, got {c['classes']!r}")
@@ -373,6 +401,7 @@ def _callbacks(c:dict, out:Path|None, resuming:bool=False) -> list:
         cbs.append(KLAnneal(c['kl_anneal'], warmup=c['anneal_warmup'], **({'cycles': c['anneal_cycles']} if c['kl_anneal'] == 'cyclical' else {})))
     if c['capacity'] is not None: cbs.append(CapacitySchedule(c['capacity'], gamma=c['capacity_gamma']))
     if c['grad_clip']: cbs.append(GradientClip(c['grad_clip']))
+    if c['ema']: cbs.append(WeightAverage(c['ema']))
     if c['patience']: cbs.append(EarlyStoppingCallback(monitor='valid_elbo', comp=np.greater, min_delta=c['min_delta'], patience=c['patience']))
     if out is not None:
         cbs += [CSVLogger(str(out/'history.csv'), append=resuming), Checkpoints(out/'checkpoints', c['checkpoint_every'], config=_plain(c))]
