@@ -164,6 +164,12 @@ def _py_state(s):
     "Python's random state with its inner tuple as a list (JSON/torch-safe), and back."
     return (s[0], list(s[1]), s[2]) if isinstance(s[1], tuple) else (s[0], tuple(s[1]), s[2])
 
+def _python_numbers(o):
+    "`o` with numpy scalars made Python numbers: fastai's schedulers put them in the optimiser's param groups, and `weights_only` loading rejects them."
+    if isinstance(o, dict): return {k: _python_numbers(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return type(o)(_python_numbers(v) for v in o)
+    return o.item() if isinstance(o, np.generic) else o
+
 class EpochEndCallback(LeanCallback):
     "Base for callbacks acting at the end of a *training* epoch (`learn.validate` also fires `after_epoch`; they ignore it)."
     def before_epoch(self): self._trained = False
@@ -185,7 +191,7 @@ class Checkpoints(EpochEndCallback):
         rng['python'] = _py_state(rng['python'])
         wa = getattr(self.learn, 'weight_average', None)     # with weight averaging: 'model' is the average, 'train_model' what the optimiser moves
         weights = dict(model=wa.average.module.state_dict(), train_model=self.learn.model.state_dict()) if wa else dict(model=self.learn.model.state_dict())
-        return dict(**weights, opt=self.learn.opt.state_dict(), epoch=global_epoch(self.learn) + 1,
+        return dict(**weights, opt=_python_numbers(self.learn.opt.state_dict()), epoch=global_epoch(self.learn) + 1,
                     best=self.best, rng=rng, config=self.config, history=[list(map(float, v)) for v in self.recorder.values])
     def after_train_epoch(self):
         elbo = self.recorder.values[-1][self.recorder.metric_names[1:].index('valid_elbo')]
