@@ -20,9 +20,9 @@ from .data import show_image_grid
 
 # %% auto #0
 __all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
-           'subset_dl', 'iw_nll', 'kl_groups', 'unit_activity', 'active_units', 'recon_errors', 'latent_probe',
-           'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure', 'evaluate_command',
-           'compare_command']
+           'subset_dl', 'iw_nll', 'kl_groups', 'unit_activity', 'prior_variance', 'count_active', 'active_units',
+           'recon_errors', 'latent_probe', 'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare',
+           'compare_figure', 'evaluate_command', 'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -123,9 +123,18 @@ def unit_activity(model:VAE, dl, max_n:int|None=None) -> torch.Tensor:
     z, _ = latent_means(model, dl, max_n or len(dl.dataset))
     return z.double().var(0).float()
 
+def prior_variance(model:VAE) -> torch.Tensor|None:
+    "$\\mathrm{Var}_{p(z)}[z_u]$ of every latent unit `(D,)`, or None for a deterministic code (no prior)."
+    if not model.bottleneck.stochastic: return None
+    return model.bottleneck.prior().variance.detach().float().cpu()
+
+def count_active(activity:torch.Tensor, prior_var:torch.Tensor|None=None, threshold:float=0.01) -> int:
+    "How many units have `activity` above `threshold` times their prior variance (times 1 without a prior)."
+    return int((activity > threshold * (1. if prior_var is None else prior_var)).sum())
+
 def active_units(model:VAE, dl, threshold:float=0.01, max_n:int|None=None) -> int:
-    "How many latent units have $A_u$ above `threshold` (Burda et al. 2016)."
-    return int((unit_activity(model, dl, max_n) > threshold).sum())
+    "How many latent units have $A_u$ above `threshold` × their prior variance (Burda et al. 2016's 0.01 for a standard normal prior)."
+    return count_active(unit_activity(model, dl, max_n), prior_variance(model), threshold)
 
 # %% ../nbs/06_evaluate.ipynb #a33f0601
 @torch.no_grad()
@@ -169,8 +178,9 @@ def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=
         r = iw_nll(model, dl, k=k, max_n=iw_n)
         res.update(nll=r['nll'], nll_se=r['nll_se'], nll_elbo=r['elbo'], nll_k=k, nll_n=r['n'], nll_seconds=r['seconds'])
     else: res.update(nll=nan, nll_se=nan, nll_elbo=nan, nll_k=k, nll_n=0, nll_seconds=0.)
-    act = unit_activity(model, dl)
-    res.update(active_units=int((act > threshold).sum()), latent_dim=len(act), unit_activity=act.tolist(),
+    act, pvar = unit_activity(model, dl), prior_variance(model)
+    res.update(active_units=count_active(act, pvar, threshold), latent_dim=len(act), unit_activity=act.tolist(),
+               prior_variance=pvar.tolist() if pvar is not None else [],
                kl_groups=kl_groups(model, dl).tolist() if stochastic else [])
     res.update(recon_errors(model, dl))
     res.update(latent_probe(model, dls, max_train))
