@@ -20,7 +20,7 @@ from .train import EpochEndCallback, class_legend, global_epoch, latent_means, t
 from .beta import traversal_grid
 from .correlated import decode_grid
 from .dirichlet import plot_composition, plot_ternary
-from .evaluate import kl_groups, unit_activity
+from .evaluate import kl_groups, prior_variance, unit_activity
 
 # %% auto #0
 __all__ = ['embed_2d', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold', 'plot_slices_3d', 'interpolate',
@@ -212,11 +212,13 @@ def plot_covariances(model:VAE, dl, n:int=5000):
     return fig
 
 def plot_latent_stats(model:VAE, dl):
-    "Bars per latent dimension: the variance of the posterior means (activity $A_u$) and the mean KL per group; returns the figure."
-    act, kl = unit_activity(model, dl).numpy(), kl_groups(model, dl).numpy()
+    "Bars per latent dimension: the variance of the posterior means (activity $A_u$, dashed: the active-unit threshold) and the mean KL per group; returns the figure."
+    act, kl, pvar = unit_activity(model, dl).numpy(), kl_groups(model, dl).numpy(), prior_variance(model)
+    units = np.arange(1, len(act) + 1)
+    threshold = 0.01 * (np.ones(len(act)) if pvar is None else pvar.numpy())
     fig, axs = plt.subplots(1, 2, figsize=(9, 2.6))
-    axs[0].bar(np.arange(1, len(act) + 1), act); axs[0].axhline(0.01, c='r', lw=.8, ls='--')
-    axs[0].set(yscale='log', title='activity $A_u$ (dashed: 0.01)', xlabel='dimension')
+    axs[0].bar(units, act); axs[0].hlines(threshold, units - 0.45, units + 0.45, colors='r', lw=.8, ls='--')
+    axs[0].set(yscale='log', title='activity $A_u$ (dashed: 0.01 × prior variance)', xlabel='dimension')
     axs[1].bar(np.arange(1, len(kl) + 1), kl)
     axs[1].set(title='mean KL per group (nats)', xlabel='group' if len(kl) != len(act) else 'dimension')
     plt.tight_layout()
