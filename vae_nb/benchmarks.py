@@ -8,12 +8,14 @@ Docs: https://vae-nb.github.io/vae_nb/benchmarks.html.md"""
 from __future__ import annotations
 import json, os, platform, resource, subprocess, sys, time, warnings
 from datetime import date
+from pathlib import Path
 
 import torch
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['PIPELINES', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report']
+__all__ = ['PIPELINES', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'long_run',
+           'cached_evaluation']
 
 # %% ../nbs/10_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int):
@@ -109,3 +111,21 @@ def report(df) -> str:
     lines += [f"| {p} | {r.seconds:.2f} | {r.seconds_min:.2f} | {r.seconds_max:.2f} | {r.peak_mb:.0f} | {int(r.threads)} |" for p, r in df.iterrows()]
     a = df.attrs
     return '\n'.join(lines) + f"\n\n{a['arch']}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
+
+# %% ../nbs/10_benchmarks.ipynb #4c10ba44
+def long_run(folder:str|Path, preset:str, **overrides) -> Path:
+    "Run folder `folder`, trained from `preset` plus `overrides` unless it already holds a finished run (`metrics.json`)."
+    from vae_nb.cli import load_preset
+    from vae_nb.train import fit_vae
+    folder = Path(folder)
+    if not (folder/'metrics.json').exists(): fit_vae(**{**load_preset(preset), **overrides, 'out': folder, 'quiet': True})
+    return folder
+
+def cached_evaluation(folder:str|Path, k:int=1000, iw_n:int|None=1000, which:str='best') -> dict:
+    "The run's `evaluation.json` if it was made with this `k`, `iw_n` and checkpoint `which`; else `evaluate_command` now (which writes it)."
+    from vae_nb.evaluate import evaluate_command
+    path = Path(folder)/'evaluation.json'
+    if path.exists():
+        res = json.loads(path.read_text())
+        if (res.get('nll_k'), res.get('checkpoint')) == (k, which) and (iw_n is None or res.get('nll_n') == iw_n): return res
+    return evaluate_command(folder, k=k, iw_n=iw_n, which=which)

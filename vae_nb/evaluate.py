@@ -190,7 +190,7 @@ def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dic
     "`evaluate` the model of run folder `folder` (via `load_run`), with its config and its `metrics.json` (training time, parameters)."
     folder = Path(folder)
     model, dls, cfg = load_run(folder, which)
-    res = dict(run=folder.name, bottleneck=cfg['bottleneck'], dataset=cfg['dataset'], beta=cfg['beta'], **evaluate(model, dls, k, **kwargs))
+    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg['bottleneck'], dataset=cfg['dataset'], beta=cfg['beta'], **evaluate(model, dls, k, **kwargs))
     m = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').exists() else {}
     res.update(train_seconds=m.get('train_seconds', float('nan')), epochs_run=m.get('epochs_run', float('nan')),
                n_params=m.get('n_params', n_params(model)))
