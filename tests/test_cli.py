@@ -125,3 +125,9 @@ def test_evaluate_and_compare_commands(tmp_path):
     assert len(table) == 2 and 'gaussian' in out and 'dirichlet' in out
     code, _, err = vae_nb('evaluate', tmp_path/'nowhere', cwd=tmp_path)
     assert code == 2 and 'not a run folder' in err
+
+def test_bench_on_a_missing_gpu_says_so(tmp_path):
+    import torch
+    if torch.cuda.is_available(): pytest.skip('this machine has a GPU')
+    code, _, err = vae_nb('bench', '--device', 'cuda', '--rounds', '1', '--epochs', '1', cwd=tmp_path)
+    assert code == 2 and 'torch sees no CUDA GPU' in err, err

@@ -18,85 +18,95 @@ __all__ = ['PIPELINES', 'measure', 'measure_in_subprocess', 'speed_benchmark', '
            'cached_evaluation']
 
 # %% ../nbs/10_benchmarks.ipynb #b29aa6ea
-def _model_and_opt(arch:str, seed:int):
+def _model_and_opt(arch:str, seed:int, device:str):
     from vae_nb.models import build_vae, VAELoss
     from vae_nb.train import adam
     torch.manual_seed(seed)
-    model = build_vae('gaussian', 20, arch)
+    model = build_vae('gaussian', 20, arch).to(device)
     return model, VAELoss(), adam(model.parameters(), lr=1e-3)
 
-def _bare(arch:str, epochs:int, seed:int) -> float:
-    "(b): Adam steps over index slices of the in-memory uint8 tensors; returns seconds per epoch."
+def _finish(device:str):
+    "Wait for the accelerator's queued work, so that the clock stops when the work does."
+    if torch.device(device).type == 'cuda': torch.cuda.synchronize()
+
+def _bare(arch:str, epochs:int, seed:int, device:str='cpu') -> float:
+    "(b): Adam steps over index slices of the in-memory uint8 tensors (on `device`); returns seconds per epoch."
     from vae_nb.data import load_splits
     s = load_splits('mnist', valid_pct=0)
-    xtr, xte = s.train.x, s.test.x
-    model, loss_func, opt = _model_and_opt(arch, seed)
+    xtr, xte = s.train.x.to(device), s.test.x.to(device)
+    model, loss_func, opt = _model_and_opt(arch, seed, device)
     t = time.perf_counter()
     for _ in range(epochs):
         model.train()
-        perm = torch.randperm(len(xtr))
+        perm = torch.randperm(len(xtr), device=device)
         for i in range(0, len(xtr) - 127, 128):
             loss = loss_func(model(xtr.index_select(0, perm[i:i + 128]).float().div_(255)))
             opt.zero_grad(); loss.backward(); opt.step()
         model.eval()
         with torch.no_grad():
             for i in range(0, len(xte), 256): loss_func(model(xte[i:i + 256].float().div_(255)))
+    _finish(device)
     return (time.perf_counter() - t) / epochs
 
-def _torchvision(arch:str, epochs:int, seed:int) -> float:
-    "(c): torchvision MNIST + ToTensor + DataLoader, the same steps; returns seconds per epoch."
+def _torchvision(arch:str, epochs:int, seed:int, device:str='cpu') -> float:
+    "(c): torchvision MNIST + ToTensor + DataLoader, each batch moved to `device`, the same steps; returns seconds per epoch."
     from torchvision import datasets, transforms
     from vae_nb.data import data_root
     root = str(data_root())
     train = torch.utils.data.DataLoader(datasets.MNIST(root, train=True, transform=transforms.ToTensor()), batch_size=128, shuffle=True, drop_last=True)
     test = torch.utils.data.DataLoader(datasets.MNIST(root, train=False, transform=transforms.ToTensor()), batch_size=256)
-    model, loss_func, opt = _model_and_opt(arch, seed)
+    model, loss_func, opt = _model_and_opt(arch, seed, device)
     t = time.perf_counter()
     for _ in range(epochs):
         model.train()
         for xb, _ in train:
-            loss = loss_func(model(xb)); opt.zero_grad(); loss.backward(); opt.step()
+            loss = loss_func(model(xb.to(device))); opt.zero_grad(); loss.backward(); opt.step()
         model.eval()
         with torch.no_grad():
-            for xb, _ in test: loss_func(model(xb))
+            for xb, _ in test: loss_func(model(xb.to(device)))
+    _finish(device)
     return (time.perf_counter() - t) / epochs
 
-def _fit_vae(arch:str, epochs:int, seed:int) -> float:
-    "(a): `fit_vae` on `get_dls('mnist')` (valid = the test split, as the others evaluate); returns seconds per epoch."
+def _fit_vae(arch:str, epochs:int, seed:int, device:str='cpu') -> float:
+    "(a): `fit_vae` on `get_dls('mnist')` held on `device` (valid = the test split, as the others evaluate); returns seconds per epoch."
     from vae_nb.data import get_dls
     from vae_nb.train import fit_vae
-    dls = get_dls('mnist', bs=128, valid_pct=0, device='cpu', seed=seed)
+    dls = get_dls('mnist', bs=128, valid_pct=0, device=device, seed=seed)
     t = time.perf_counter()
-    fit_vae(dls=dls, epochs=epochs, latent_dim=20, arch=arch, seed=seed, quiet=True, device='cpu')
+    fit_vae(dls=dls, epochs=epochs, latent_dim=20, arch=arch, seed=seed, quiet=True, device=device)
+    _finish(device)
     return (time.perf_counter() - t) / epochs
 
 PIPELINES = {'fit_vae': _fit_vae, 'bare': _bare, 'torchvision': _torchvision}
 
-def measure(pipeline:str, arch:str='mlp400', epochs:int=2, seed:int=0) -> dict:
-    "Seconds per epoch and peak resident memory (MB) of one `pipeline` in this process."
+def measure(pipeline:str, arch:str='mlp400', epochs:int=2, seed:int=0, device:str='cpu') -> dict:
+    "Seconds per epoch, peak resident memory (MB) and, on CUDA, peak GPU memory of one `pipeline` in this process."
     if pipeline not in PIPELINES: raise ValueError(f"Unknown pipeline '{pipeline}'. Allowed: {', '.join(PIPELINES)}")
-    secs = PIPELINES[pipeline](arch, epochs, seed)
+    cuda = torch.device(device).type == 'cuda'
+    if cuda and not torch.cuda.is_available(): raise RuntimeError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+    secs = PIPELINES[pipeline](arch, epochs, seed, device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # kB on Linux
-    return dict(pipeline=pipeline, arch=arch, seconds=secs, peak_mb=peak, threads=torch.get_num_threads())
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.
+    return dict(pipeline=pipeline, arch=arch, device=device, seconds=secs, peak_mb=peak, gpu_peak_mb=gpu_peak, threads=torch.get_num_threads())
 
 # %% ../nbs/10_benchmarks.ipynb #ed3fc278
-def measure_in_subprocess(pipeline:str, arch:str='mlp400', epochs:int=2, seed:int=0, threads:int|None=None) -> dict:
+def measure_in_subprocess(pipeline:str, arch:str='mlp400', epochs:int=2, seed:int=0, threads:int|None=None, device:str='cpu') -> dict:
     "`measure` in a fresh Python process (`threads`: its `OMP_NUM_THREADS`, None for torch's default)."
     env = dict(os.environ, **({'OMP_NUM_THREADS': str(threads)} if threads else {}))
-    code = f"import json; from vae_nb.benchmarks import measure; print(json.dumps(measure({pipeline!r}, {arch!r}, {epochs}, {seed})))"
+    code = f"import json; from vae_nb.benchmarks import measure; print(json.dumps(measure({pipeline!r}, {arch!r}, {epochs}, {seed}, {device!r})))"
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
     if r.returncode: raise RuntimeError(f"benchmark of {pipeline} failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-def speed_benchmark(arch:str='mlp400', rounds:int=3, epochs:int=2, threads:int|None=None):
-    "Alternate the three pipelines for `rounds` rounds; a table of median seconds per epoch and peak memory, with the ratios a/b and c/a in `attrs`."
+def speed_benchmark(arch:str='mlp400', rounds:int=3, epochs:int=2, threads:int|None=None, device:str='cpu'):
+    "Alternate the three pipelines for `rounds` rounds on `device`; a table of median seconds per epoch and peak memory, with the ratios a/b and c/a in `attrs`."
     import pandas as pd
-    rows = [measure_in_subprocess(p, arch, epochs, seed=r, threads=threads) for r in range(rounds) for p in PIPELINES]
-    df = pd.DataFrame(rows).groupby('pipeline').agg(seconds=('seconds', 'median'), seconds_min=('seconds', 'min'),
-                                                     seconds_max=('seconds', 'max'), peak_mb=('peak_mb', 'max'), threads=('threads', 'first')).astype({'threads': int})
+    rows = [measure_in_subprocess(p, arch, epochs, seed=r, threads=threads, device=device) for r in range(rounds) for p in PIPELINES]
+    df = pd.DataFrame(rows).groupby('pipeline').agg(seconds=('seconds', 'median'), seconds_min=('seconds', 'min'), seconds_max=('seconds', 'max'),
+                                                     peak_mb=('peak_mb', 'max'), gpu_peak_mb=('gpu_peak_mb', 'max'), threads=('threads', 'first')).astype({'threads': int})
     df = df.loc[list(PIPELINES)]
     s = df['seconds']
-    df.attrs.update(arch=arch, rounds=rounds, epochs=epochs, a_over_b=s['fit_vae'] / s['bare'], c_over_a=s['torchvision'] / s['fit_vae'])
+    df.attrs.update(arch=arch, rounds=rounds, epochs=epochs, device=device, a_over_b=s['fit_vae'] / s['bare'], c_over_a=s['torchvision'] / s['fit_vae'])
     return df
 
 def machine() -> str:
@@ -107,10 +117,12 @@ def machine() -> str:
 
 def report(df) -> str:
     "The benchmark table as Markdown, with the ratios."
-    lines = ['| pipeline | s/epoch (median) | min | max | peak MB | threads |', '|---|---:|---:|---:|---:|---:|']
-    lines += [f"| {p} | {r.seconds:.2f} | {r.seconds_min:.2f} | {r.seconds_max:.2f} | {r.peak_mb:.0f} | {int(r.threads)} |" for p, r in df.iterrows()]
+    gpu = df.attrs.get('device', 'cpu') != 'cpu'
+    lines = [f"| pipeline | s/epoch (median) | min | max | peak MB |{' GPU peak MB |' if gpu else ''} threads |", f"|---|---:|---:|---:|---:|{'---:|' if gpu else ''}---:|"]
+    lines += [f"| {p} | {r.seconds:.2f} | {r.seconds_min:.2f} | {r.seconds_max:.2f} | {r.peak_mb:.0f} |{f' {r.gpu_peak_mb:.0f} |' if gpu else ''} {int(r.threads)} |"
+              for p, r in df.iterrows()]
     a = df.attrs
-    return '\n'.join(lines) + f"\n\n{a['arch']}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
+    return '\n'.join(lines) + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
 
 # %% ../nbs/10_benchmarks.ipynb #4c10ba44
 def long_run(folder:str|Path, preset:str, **overrides) -> Path:

@@ -166,6 +166,7 @@ def _parser():
     b = sub.add_parser('bench', help='speed: fit_vae vs a bare PyTorch loop vs torchvision DataLoader (fresh processes, alternating)')
     b.add_argument('--arch', default='mlp400'); b.add_argument('--rounds', type=int, default=3); b.add_argument('--epochs', type=int, default=2)
     b.add_argument('--threads', type=int, default=None, help='OMP_NUM_THREADS of the measured processes (default: torch default)')
+    b.add_argument('--device', default='cpu', help="where to train: 'cpu' or 'cuda'")
     sub.add_parser('presets', help='list the presets')
     s = sub.add_parser('config', help='print the resolved, checked config of a preset plus overrides (no training)')
     s.add_argument('preset'); s.add_argument('overrides', nargs='*')
@@ -191,7 +192,7 @@ def main(argv:list|None=None) -> int:
             print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))
         elif args.command == 'bench':
             from vae_nb.benchmarks import machine, report, speed_benchmark
-            print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads)))
+            print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads, args.device)))
         elif args.command == 'compare':
             from vae_nb.evaluate import compare_command
             compare_command(args.runs, out=args.out, k=args.k, iw_n=args.iw_n or None)
