@@ -117,12 +117,13 @@ def machine() -> str:
 
 def report(df) -> str:
     "The benchmark table as Markdown, with the ratios."
-    gpu = df.attrs.get('device', 'cpu') != 'cpu'
-    lines = [f"| pipeline | s/epoch (median) | min | max | peak MB |{' GPU peak MB |' if gpu else ''} threads |", f"|---|---:|---:|---:|---:|{'---:|' if gpu else ''}---:|"]
-    lines += [f"| {p} | {r.seconds:.2f} | {r.seconds_min:.2f} | {r.seconds_max:.2f} | {r.peak_mb:.0f} |{f' {r.gpu_peak_mb:.0f} |' if gpu else ''} {int(r.threads)} |"
-              for p, r in df.iterrows()]
+    from vae_nb.evaluate import to_markdown
     a = df.attrs
-    return '\n'.join(lines) + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
+    names = {'seconds': 's/epoch (median)', 'seconds_min': 'min', 'seconds_max': 'max', 'peak_mb': 'peak MB', 'gpu_peak_mb': 'GPU peak MB', 'threads': 'threads'}
+    if a.get('device', 'cpu') == 'cpu': del names['gpu_peak_mb']
+    megabytes = {c: df[c].round().astype(int) for c in ('peak_mb', 'gpu_peak_mb') if c in names}
+    table = df.assign(**megabytes)[list(names)].rename(columns=names).rename_axis('pipeline')
+    return to_markdown(table, '.2f').rstrip('\n') + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
 
 # %% ../nbs/10_benchmarks.ipynb #4c10ba44
 def long_run(folder:str|Path, preset:str, **overrides) -> Path:

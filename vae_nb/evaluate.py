@@ -20,9 +20,9 @@ from .data import show_image_grid
 
 # %% auto #0
 __all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
-           'subset_dl', 'iw_nll', 'kl_groups', 'unit_activity', 'prior_variance', 'count_active', 'active_units',
-           'recon_errors', 'latent_probe', 'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare',
-           'compare_figure', 'evaluate_command', 'compare_command']
+           'subset_dl', 'iw_nll', 'kl_groups', 'unit_activity', 'prior_variance', 'activity_threshold', 'count_active',
+           'active_units', 'recon_errors', 'latent_probe', 'evaluate', 'evaluate_run', 'to_markdown', 'write_table',
+           'compare', 'compare_figure', 'evaluate_command', 'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -128,9 +128,13 @@ def prior_variance(model:VAE) -> torch.Tensor|None:
     if not model.bottleneck.stochastic: return None
     return model.bottleneck.prior().variance.detach().float().cpu()
 
+def activity_threshold(prior_var:torch.Tensor|None, threshold:float=0.01):
+    "The activity above which a unit counts as active: `threshold` × its prior variance (`threshold` itself without a prior)."
+    return threshold if prior_var is None else threshold * prior_var
+
 def count_active(activity:torch.Tensor, prior_var:torch.Tensor|None=None, threshold:float=0.01) -> int:
-    "How many units have `activity` above `threshold` times their prior variance (times 1 without a prior)."
-    return int((activity > threshold * (1. if prior_var is None else prior_var)).sum())
+    "How many units have `activity` above their `activity_threshold`."
+    return int((activity > activity_threshold(prior_var, threshold)).sum())
 
 def active_units(model:VAE, dl, threshold:float=0.01, max_n:int|None=None) -> int:
     "How many latent units have $A_u$ above `threshold` × their prior variance (Burda et al. 2016's 0.01 for a standard normal prior)."

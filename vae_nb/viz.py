@@ -20,7 +20,7 @@ from .train import EpochEndCallback, class_legend, global_epoch, latent_means, t
 from .beta import traversal_grid
 from .correlated import decode_grid
 from .dirichlet import plot_composition, plot_ternary
-from .evaluate import kl_groups, prior_variance, unit_activity
+from .evaluate import activity_threshold, kl_groups, prior_variance, unit_activity
 
 # %% auto #0
 __all__ = ['embed_2d', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold', 'plot_slices_3d', 'interpolate',
@@ -215,7 +215,7 @@ def plot_latent_stats(model:VAE, dl):
     "Bars per latent dimension: the variance of the posterior means (activity $A_u$, dashed: the active-unit threshold) and the mean KL per group; returns the figure."
     act, kl, pvar = unit_activity(model, dl).numpy(), kl_groups(model, dl).numpy(), prior_variance(model)
     units = np.arange(1, len(act) + 1)
-    threshold = 0.01 * (np.ones(len(act)) if pvar is None else pvar.numpy())
+    threshold = np.broadcast_to(np.asarray(activity_threshold(pvar)), act.shape)
     fig, axs = plt.subplots(1, 2, figsize=(9, 2.6))
     axs[0].bar(units, act); axs[0].hlines(threshold, units - 0.45, units + 0.45, colors='r', lw=.8, ls='--')
     axs[0].set(yscale='log', title='activity $A_u$ (dashed: 0.01 × prior variance)', xlabel='dimension')
