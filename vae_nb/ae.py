@@ -11,10 +11,10 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
-from .models import Bottleneck, register_bottleneck
+from .models import Bottleneck, NoPriorError, register_bottleneck
 
 # %% auto #0
-__all__ = ['PointMass', 'NoPriorError', 'DeterministicBottleneck']
+__all__ = ['PointMass', 'DeterministicBottleneck']
 
 # %% ../nbs/05f_ae.ipynb #bd2eb526
 class PointMass(Distribution):
@@ -63,16 +63,12 @@ class PointMass(Distribution):
         return self.loc.new_zeros(self.batch_shape)
 
 # %% ../nbs/05f_ae.ipynb #1d1235a7
-class NoPriorError(ValueError):
-    "Raised when the prior of a model that has none (the plain autoencoder) is asked for."
-
 _NO_PRIOR = ("the plain autoencoder ('ae') has no prior, so there is nothing to sample: its codes may lie anywhere. "
              "Decode codes of real images (`model.encode(x).mean`), or fit a density to them and sample that.")
 
 @register_bottleneck('ae')
 class DeterministicBottleneck(Bottleneck):
-    "The plain autoencoder's code: a point mass at the encoder's output, KL exactly 0, no prior (`stochastic = False`)."
-    stochastic = False
+    "The plain autoencoder's code: a point mass at the encoder's output, KL exactly 0, no prior (`has_prior` is False)."
     def __init__(self, latent_dim:int, prior=None):
         super().__init__(latent_dim)
         if prior is not None: raise ValueError(f"the plain autoencoder ('ae') has no prior: leave prior unset (None), got {prior!r}")

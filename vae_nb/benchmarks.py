@@ -128,7 +128,7 @@ def report(df) -> str:
 # %% ../nbs/10_benchmarks.ipynb #4c10ba44
 def long_run(folder:str|Path, preset:str, **overrides) -> Path:
     "Run folder `folder`, trained from `preset` plus `overrides` unless it already holds a finished run (`metrics.json`)."
-    from vae_nb.cli import load_preset
+    from vae_nb.config import load_preset
     from vae_nb.train import fit_vae
     folder = Path(folder)
     if not (folder/'metrics.json').exists(): fit_vae(**{**load_preset(preset), **overrides, 'out': folder, 'quiet': True})

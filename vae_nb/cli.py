@@ -11,78 +11,13 @@ from pathlib import Path
 
 import yaml
 import matplotlib
-import matplotlib.pyplot as plt
+
+from .config import apply_override, as_plain, check_config, list_presets, load_preset, parse_overrides
 
 # %% auto #0
-__all__ = ['presets_dir', 'list_presets', 'load_preset', 'parse_value', 'split_top_level', 'parse_overrides', 'apply_override',
-           'expand', 'fresh_folder', 'save_run_figures', 'train_command', 'main']
-
-# %% ../nbs/09_cli.ipynb #b85f668d
-def presets_dir() -> Path:
-    "The `configs/` folder of presets (next to the package in a source checkout)."
-    import vae_nb
-    return Path(vae_nb.__file__).resolve().parent.parent/'configs'
-
-def list_presets() -> dict:
-    "Preset name → its one-line description (the first comment of the file)."
-    out = {}
-    for f in sorted(presets_dir().glob('*.yaml')):
-        first = f.read_text().splitlines()[0] if f.read_text() else ''
-        out[f.stem] = first.lstrip('# ').strip()
-    return out
-
-def load_preset(name:str|Path) -> dict:
-    "The config in preset `name` (a name from `configs/` or a path to a YAML file)."
-    p = Path(name)
-    if p.suffix not in ('.yaml', '.yml'): p = presets_dir()/f'{name}.yaml'
-    if not p.exists():
-        raise FileNotFoundError(f"No preset '{name}'. Presets: {', '.join(list_presets())} (or give a path to a .yaml file)")
-    cfg = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(cfg, dict): raise ValueError(f"{p} must hold a mapping of config keys, got {type(cfg).__name__}")
-    return cfg
+__all__ = ['expand', 'fresh_folder', 'train_command', 'main']
 
 # %% ../nbs/09_cli.ipynb #3c5cb8d1
-_FLOAT = re.compile(r'^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$')
-
-def parse_value(text:str):
-    "A command-line value: YAML, with `1e-3`-style numbers as floats."
-    if _FLOAT.match(text.strip()): return float(text)
-    try: return yaml.safe_load(text)
-    except yaml.YAMLError as e: raise ValueError(f"Cannot parse value {text!r}: {e}") from e
-
-def split_top_level(text:str, sep:str=',') -> list:
-    "Split `text` on `sep` outside brackets, braces and quotes."
-    parts, depth, quote, cur = [], 0, None, ''
-    for ch in text:
-        if quote:
-            if ch == quote: quote = None
-        elif ch in '\'"': quote = ch
-        elif ch in '[{(': depth += 1
-        elif ch in ']})': depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(cur); cur = ''; continue
-        cur += ch
-    return parts + [cur]
-
-def parse_overrides(args:list, multirun:bool=False) -> dict:
-    "`key=value` strings → {key: [values]} (one value each unless `multirun` splits a comma list)."
-    out = {}
-    for a in args:
-        if '=' not in a: raise ValueError(f"Override {a!r} is not key=value")
-        k, v = a.split('=', 1)
-        texts = split_top_level(v) if multirun else [v]
-        out[k.strip()] = [parse_value(t) for t in texts]
-    return out
-
-def apply_override(cfg:dict, key:str, value) -> dict:
-    "A copy of `cfg` with `key` (or `key.sub` for a dict-valued key) set to `value`."
-    cfg = dict(cfg)
-    if '.' in key:
-        top, sub = key.split('.', 1)
-        cfg[top] = {**(cfg.get(top) or {}), sub: value}
-    else: cfg[key] = value
-    return cfg
-
 def expand(cfg:dict, overrides:dict) -> list:
     "Every config of the sweep: `cfg` with each combination of the override values, and a short label for each."
     keys = list(overrides)
@@ -106,42 +41,22 @@ def fresh_folder(path:str|Path) -> Path:
         cand = path.with_name(f'{path.name}-{i}')
     return cand
 
-def save_run_figures(model, dls, out:Path) -> list:
-    "Figures of a trained `model` into `out/figures`: latent scatter/reconstructions/samples, loss curves, per-dimension statistics, and where they apply the manifold, the traversals and the covariances."
-    from vae_nb.train import training_figure
-    from vae_nb.viz import plot_covariances, plot_history, plot_latent_stats, plot_manifold, plot_traversals
-    figs = out/'figures'
-    figs.mkdir(parents=True, exist_ok=True)
-    rng = dls.valid.dataset.data_range
-    makers = {'final.png': lambda: training_figure(model, dls.valid, title='final'),
-              'history.png': lambda: plot_history(out/'history.csv'),
-              'latent_stats.png': lambda: plot_latent_stats(model, dls[2]),
-              'manifold.png': lambda: plot_manifold(model, 15),                   # a 2-D latent with a Gaussian prior
-              'traversals.png': lambda: plot_traversals(model, data_range=rng),   # a family with a prior
-              'covariances.png': lambda: plot_covariances(model, dls[2])}         # a family with a prior
-    saved = []
-    for name, make in makers.items():
-        try: fig = make()
-        except (ValueError, FileNotFoundError): continue                          # the figure does not apply to this model
-        fig.savefig(figs/name, dpi=80, bbox_inches='tight'); plt.close(fig)
-        saved.append(name)
-    return saved
-
 def train_command(preset:str, overrides:list, multirun:bool=False) -> list:
     "Train the runs that `preset` and the overrides describe; returns their folders. Everything is checked before the first run starts."
-    from vae_nb.train import check_config, fit_vae
+    from vae_nb.train import fit_vae
+    from vae_nb.viz import save_run_figures
     base = load_preset(preset)
     name = Path(preset).stem
     plans = []
     for cfg, label in expand(base, parse_overrides(overrides, multirun)):
         root = Path(cfg.get('out') or Path('runs')/name)
         out = root/label if label else root
-        plans.append((check_config({**cfg, 'out': str(out)}), out))           # all checked before any training
+        plans.append((check_config(cfg, out=str(out)), out))           # all checked before any training
     done = []
     for cfg, out in plans:
         out = fresh_folder(out)
-        print(f"vae-nb: training {cfg['bottleneck']} on {cfg['dataset']} into {out}", flush=True)
-        learn = fit_vae(**{**cfg, 'out': str(out)})
+        print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
+        learn = fit_vae(config=cfg, out=str(out))
         if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
         save_run_figures(learn.model, learn.dls, out)
         print(json.dumps(json.loads((out/'metrics.json').read_text())['test'], indent=1))
@@ -181,12 +96,12 @@ def main(argv:list|None=None) -> int:
         elif args.command == 'presets':
             for k, v in list_presets().items(): print(f'{k:20} {v}')
         elif args.command == 'config':
-            from vae_nb.train import check_config
             [(cfg, _)] = expand(load_preset(args.preset), parse_overrides(args.overrides))
-            print(yaml.safe_dump(check_config(cfg), sort_keys=False), end='')
+            print(yaml.safe_dump(as_plain(check_config(cfg)), sort_keys=False), end='')
         elif args.command == 'evaluate':
             from vae_nb.evaluate import evaluate_command
-            from vae_nb.train import load_run
+            from vae_nb.checkpoints import load_run
+            from vae_nb.viz import save_run_figures
             evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
             model, dls, _ = load_run(args.run, args.which)
             print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))

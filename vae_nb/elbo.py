@@ -64,17 +64,15 @@ class Bernoulli(Likelihood):
 
 # %% ../nbs/00_elbo.ipynb #f9c4272d
 class Gaussian(Likelihood):
-    "Gaussian likelihood N(x; m, sigma^2) per pixel with fixed `sigma`; mean m = out (data in [0, 1]), or m = tanh(out) (data in [-1, 1]) if `tanh`."
+    "Gaussian likelihood N(x; m, sigma^2) per pixel with fixed `sigma`; mean m = out (data in [0, 1])."
     name, data_range = 'gaussian', (0., 1.)
     def __init__(self,
-                 sigma:float=0.1, # fixed per-pixel standard deviation, in data units
-                 tanh:bool=False): # mean is tanh(out) and data in [-1, 1]
+                 sigma:float=0.1): # fixed per-pixel standard deviation, in data units
         if not sigma > 0: raise ValueError(f"sigma must be > 0, got {sigma}")
-        self.sigma, self.tanh = float(sigma), tanh
-        if tanh: self.name, self.data_range = 'tanh_gaussian', (-1., 1.)
+        self.sigma = float(sigma)
     def loc(self, out):
-        "The Gaussian mean: out, or tanh(out)."
-        return torch.tanh(out) if self.tanh else out
+        "The Gaussian mean: the decoder's output itself."
+        return out
     def pixel_dist(self, out):
         "Per-pixel `torch.distributions.Normal(loc(out), sigma)`, without argument validation."
         return D.Normal(self.loc(out), self.sigma, validate_args=False)
@@ -85,9 +83,13 @@ class Gaussian(Likelihood):
 
 class TanhGaussian(Gaussian):
     "Gaussian likelihood with mean tanh(out), for data in [-1, 1] (MSE + tanh-output decoders); default sigma 0.2."
+    name, data_range = 'tanh_gaussian', (-1., 1.)
     def __init__(self,
                  sigma:float=0.2): # fixed per-pixel standard deviation, in data units ([-1, 1] scale)
-        super().__init__(sigma, tanh=True)
+        super().__init__(sigma)
+    def loc(self, out):
+        "The Gaussian mean tanh(out), in [-1, 1]."
+        return torch.tanh(out)
 
 # %% ../nbs/00_elbo.ipynb #b3fc54e4
 def cb_mean(logits):

@@ -14,15 +14,18 @@ import pandas as pd
 import torch
 import matplotlib.pyplot as plt
 
-from .models import VAE
-from .train import load_run, loss_parts, latent_means, n_params
+from fastai.callback.hook import total_params
+
+from .models import VAE, VAELoss
+from .checkpoints import load_run
 from .data import show_image_grid
 
 # %% auto #0
 __all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
-           'subset_dl', 'iw_nll', 'kl_groups', 'unit_activity', 'prior_variance', 'activity_threshold', 'count_active',
-           'active_units', 'recon_errors', 'latent_probe', 'evaluate', 'evaluate_run', 'to_markdown', 'write_table',
-           'compare', 'compare_figure', 'evaluate_command', 'compare_command']
+           'test_dl', 'loss_parts', 'subset_dl', 'iw_nll', 'latent_means', 'kl_groups', 'unit_activity',
+           'prior_variance', 'activity_threshold', 'count_active', 'active_units', 'recon_errors', 'latent_probe',
+           'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure', 'evaluate_command',
+           'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -43,11 +46,10 @@ def _rep(t, c): return None if t is None else t.repeat(c, *([1] * (t.ndim - 1)))
 
 def log_weight_chunks(model:VAE, x:torch.Tensor, y=None, k:int=1, chunk:int=20_000):
     "Yield the log importance weights $\\log p(x\\mid z) + \\log p(z) - \\log q(z\\mid x)$, $z\\sim q(z\\mid x)$, as `(c, B)` tensors, `k` rows in all, at most `chunk` decoder rows per call."
-    if not model.bottleneck.stochastic:
-        raise ValueError("a deterministic bottleneck (stochastic=False) has no posterior density: no importance weights, ELBO or NLL")
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
     B = len(x)
-    params, prior = model.posterior_params(x, y), model.bottleneck.prior()
+    prior = model.bottleneck.prior()                    # NoPriorError for a family without one: no importance weights
+    params = model.posterior_params(x, y)
     per, done = max(1, chunk // B), 0
     while done < k:
         c = min(per, k - done)
@@ -80,7 +82,21 @@ def iw_bounds(lw:torch.Tensor, ks=(1, 10, 100, 1000)) -> dict:
     return res
 
 # %% ../nbs/06_evaluate.ipynb #f76f5f3e
-def _test_dl(dls): return dls[2] if len(dls.loaders) > 2 else dls.valid
+def test_dl(dls):
+    "The test loader of `dls` (`dls[2]`; the validation loader where there is no test split)."
+    return dls[2] if len(dls.loaders) > 2 else dls.valid
+
+@torch.no_grad()
+def loss_parts(model:VAE, dl, loss_func:VAELoss|None=None) -> dict:
+    "Loss, reconstruction, KL and ELBO per example (nats), averaged over every example of `dl`."
+    loss_func = loss_func or VAELoss()
+    model.eval()
+    totals, n = dict(loss=0., recon=0., kl=0., elbo=0.), 0
+    for xb, yb in dl:
+        loss = loss_func(model(xb, yb))
+        for k, v in dict(loss=loss, **loss_func.parts).items(): totals[k] += float(v) * len(xb)
+        n += len(xb)
+    return {k: v / n for k, v in totals.items()}
 
 @torch.no_grad()
 def subset_dl(dl, n:int|None, seed:int=0):
@@ -109,6 +125,16 @@ def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:
 
 # %% ../nbs/06_evaluate.ipynb #2469616d
 @torch.no_grad()
+def latent_means(model:VAE, dl, max_n:int=2000):
+    "Posterior means and labels of the first `max_n` examples of `dl`."
+    model.eval()
+    zs, ys, n = [], [], 0
+    for xb, yb in dl:
+        zs.append(model.encode(xb, yb).mean.cpu()); ys.append(yb.cpu()); n += len(xb)
+        if n >= max_n: break
+    return torch.cat(zs)[:max_n], torch.cat(ys)[:max_n]
+
+@torch.no_grad()
 def kl_groups(model:VAE, dl) -> torch.Tensor:
     "Mean KL per group `(G,)` over every example of `dl` (one group per latent dimension for a factorised posterior), nats."
     model.eval()
@@ -124,8 +150,8 @@ def unit_activity(model:VAE, dl, max_n:int|None=None) -> torch.Tensor:
     return z.double().var(0).float()
 
 def prior_variance(model:VAE) -> torch.Tensor|None:
-    "$\\mathrm{Var}_{p(z)}[z_u]$ of every latent unit `(D,)`, or None for a deterministic code (no prior)."
-    if not model.bottleneck.stochastic: return None
+    "$\\mathrm{Var}_{p(z)}[z_u]$ of every latent unit `(D,)`, or None for a family without a prior."
+    if not model.bottleneck.has_prior: return None
     return model.bottleneck.prior().variance.detach().float().cpu()
 
 def activity_threshold(prior_var:torch.Tensor|None, threshold:float=0.01):
@@ -162,7 +188,7 @@ def latent_probe(model:VAE, dls, max_train:int|None=10_000, n_neighbors:int=5, s
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     ztr, ytr = latent_means(model, dls.train, max_train or len(dls.train.dataset))
-    zte, yte = latent_means(model, _test_dl(dls), len(_test_dl(dls).dataset))
+    zte, yte = latent_means(model, test_dl(dls), len(test_dl(dls).dataset))
     ztr, ytr, zte, yte = ztr.double().numpy(), ytr.numpy(), zte.double().numpy(), yte.numpy()
     if len(np.unique(ytr)) < 2: return dict(probe_acc=float('nan'), knn_acc=float('nan'))
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)).fit(ztr, ytr)
@@ -173,19 +199,19 @@ def latent_probe(model:VAE, dls, max_train:int|None=10_000, n_neighbors:int=5, s
 def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=10_000, threshold:float=0.01) -> dict:
     "Every test metric of `model` on `dls` (test split `dls[2]`): ELBO parts, NLL (`k` samples, `iw_n` images), KL per group, active units, reconstruction errors, probes."
     model.eval()
-    dl = _test_dl(dls)
-    stochastic = model.bottleneck.stochastic
+    dl = test_dl(dls)
+    bound = model.bottleneck.has_prior              # without a prior there is no KL, no ELBO and no likelihood bound
     parts = loss_parts(model, dl)
     nan = float('nan')
-    res = dict(elbo=parts['elbo'] if stochastic else nan, recon=parts['recon'], kl=parts['kl'] if stochastic else nan)
-    if stochastic and k:
+    res = dict(elbo=parts['elbo'] if bound else nan, recon=parts['recon'], kl=parts['kl'] if bound else nan)
+    if bound and k:
         r = iw_nll(model, dl, k=k, max_n=iw_n)
         res.update(nll=r['nll'], nll_se=r['nll_se'], nll_elbo=r['elbo'], nll_k=k, nll_n=r['n'], nll_seconds=r['seconds'])
     else: res.update(nll=nan, nll_se=nan, nll_elbo=nan, nll_k=k, nll_n=0, nll_seconds=0.)
     act, pvar = unit_activity(model, dl), prior_variance(model)
     res.update(active_units=count_active(act, pvar, threshold), latent_dim=len(act), unit_activity=act.tolist(),
                prior_variance=pvar.tolist() if pvar is not None else [],
-               kl_groups=kl_groups(model, dl).tolist() if stochastic else [])
+               kl_groups=kl_groups(model, dl).tolist() if bound else [])
     res.update(recon_errors(model, dl))
     res.update(latent_probe(model, dls, max_train))
     return res
@@ -194,10 +220,10 @@ def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dic
     "`evaluate` the model of run folder `folder` (via `load_run`), with its config and its `metrics.json` (training time, parameters)."
     folder = Path(folder)
     model, dls, cfg = load_run(folder, which)
-    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg['bottleneck'], dataset=cfg['dataset'], beta=cfg['beta'], **evaluate(model, dls, k, **kwargs))
+    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, dataset=cfg.dataset, beta=cfg.beta, **evaluate(model, dls, k, **kwargs))
     m = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').exists() else {}
     res.update(train_seconds=m.get('train_seconds', float('nan')), epochs_run=m.get('epochs_run', float('nan')),
-               n_params=m.get('n_params', n_params(model)))
+               n_params=m.get('n_params', total_params(model)[0]))
     return res
 
 # %% ../nbs/06_evaluate.ipynb #a9cd1868
@@ -244,14 +270,14 @@ def compare_figure(folders:list, table:pd.DataFrame|None=None, n:int=8, metrics=
     names = _run_names(folders)
     if table is None: table = compare(folders, k=k)
     m0, dls0, _ = load_run(folders[0])
-    x, y = _test_dl(dls0).one_batch()
+    x, y = test_dl(dls0).one_batch()
     x, y = x[:n], y[:n]
-    lo0, hi0 = _test_dl(dls0).dataset.data_range
+    lo0, hi0 = test_dl(dls0).dataset.data_range
     cols = [('test images', (x - lo0) / (hi0 - lo0))]
     for f, name in zip(folders, names):
         model, dls, _ = (m0, dls0, None) if f == folders[0] else load_run(f)
-        lo, hi = _test_dl(dls).dataset.data_range
-        if _test_dl(dls).dataset.shape != tuple(x.shape[1:]): raise ValueError(f"{name}: images of shape {_test_dl(dls).dataset.shape}, not {tuple(x.shape[1:])}")
+        lo, hi = test_dl(dls).dataset.data_range
+        if test_dl(dls).dataset.shape != tuple(x.shape[1:]): raise ValueError(f"{name}: images of shape {test_dl(dls).dataset.shape}, not {tuple(x.shape[1:])}")
         r = model.reconstruct(lo + (x - lo0) / (hi0 - lo0) * (hi - lo), y if model.n_classes else None)
         cols.append((name, (r - lo) / (hi - lo)))
     metrics = [m for m in metrics if m in table and table[m].notna().any()]

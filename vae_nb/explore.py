@@ -48,7 +48,7 @@ def from_png(png:bytes, data_range:tuple=(0., 1.), scale:int=1) -> torch.Tensor:
 # %% ../nbs/08_explore.ipynb #1de6e0dd
 def on_simplex(bottleneck:Bottleneck) -> bool:
     "Whether a latent family's codes must lie on the probability simplex: its prior's support is `constraints.simplex` (False without a prior)."
-    if not bottleneck.stochastic: return False
+    if not bottleneck.has_prior: return False
     return isinstance(bottleneck.prior().support, type(constraints.simplex))
 
 @torch.no_grad()
@@ -56,7 +56,7 @@ def latent_ranges(model:VAE, codes:torch.Tensor|None=None, q:float=0.02) -> tupl
     "Per-dimension `(low, high)` for sliders: `[0, 1]` weights on the simplex, else `prior_range`'s `q` quantiles of the prior, or without a prior the quantiles of `codes` `(N, D)`."
     d = model.bottleneck.latent_dim
     if on_simplex(model.bottleneck): return torch.zeros(d), torch.ones(d)
-    if model.bottleneck.stochastic:
+    if model.bottleneck.has_prior:
         lo, hi = prior_range(model, 2, q=q)
         return torch.full((d,), lo.item()), torch.full((d,), hi.item())
     if codes is None:
@@ -87,7 +87,7 @@ class LatentExplorer(widgets.VBox):
         if model.n_classes:
             self.cls = widgets.Dropdown(options=[(str(v), i) for i, v in enumerate(self.vocab[:model.n_classes])], value=0, description='class')
         codes = None
-        if not bn.stochastic and self.x is not None: codes = self._encode(self.x[:max_codes], self.y[:max_codes])
+        if not bn.has_prior and self.x is not None: codes = self._encode(self.x[:max_codes], self.y[:max_codes])
         self.lo, self.hi = latent_ranges(model, codes, q)
         init = codes.median(0).values if codes is not None else bn.prior().mean.detach().cpu()
         self.sliders = [widgets.FloatSlider(value=float(v), min=float(a), max=float(b), step=float(b - a) / 200, readout_format='.2f',
@@ -129,7 +129,7 @@ class LatentExplorer(widgets.VBox):
         self._new_class()
 
     def __repr__(self):
-        kind = 'simplex weights' if self.simplex else 'codes' if self.vae.bottleneck.stochastic else 'autoencoder codes'
+        kind = 'simplex weights' if self.simplex else 'codes' if self.vae.bottleneck.has_prior else 'autoencoder codes'
         return (f"LatentExplorer({self.D} sliders ({kind}){', 2-D pad' if self.pad else ''}"
                 f"{f', {self.vae.n_classes} classes' if self.cls else ''}{f', interpolation over {len(self.x)} images' if self.ia else ''})")
 

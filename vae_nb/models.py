@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/models.html.md"""
 
 # %% ../nbs/03_models.ipynb #f5082384
 from __future__ import annotations
-import importlib, math
+import importlib, math, pkgutil
 from dataclasses import dataclass
 
 import torch
@@ -17,14 +17,17 @@ from torch.distributions import Distribution, Independent, Normal, kl_divergence
 from .elbo import Likelihood, get_likelihood
 
 # %% auto #0
-__all__ = ['BOTTLENECKS', 'FAMILY_MODULES', 'ARCHS', 'Bottleneck', 'GaussianBottleneck', 'register_bottleneck',
-           'bottleneck_names', 'bottleneck_class', 'get_bottleneck', 'MLPEncoder', 'MLPDecoder', 'ConvEncoder',
-           'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE', 'build_vae', 'VAELoss']
+__all__ = ['BOTTLENECKS', 'ARCHS', 'NoPriorError', 'Bottleneck', 'GaussianBottleneck', 'register_bottleneck',
+           'import_package_families', 'bottleneck_names', 'bottleneck_class', 'get_bottleneck', 'MLPEncoder',
+           'MLPDecoder', 'ConvEncoder', 'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE', 'build_vae',
+           'VAELoss']
 
 # %% ../nbs/03_models.ipynb #09fedb3f
+class NoPriorError(ValueError):
+    "Raised when the prior of a family that has none (a deterministic code, such as the plain autoencoder's) is asked for."
+
 class Bottleneck(nn.Module):
     "A latent family: posterior from encoder features, prior, KL, prior samples, and the code the decoder receives."
-    stochastic = True        # False for a deterministic code (the plain autoencoder): no KL, no likelihood bound
     def __init__(self, latent_dim:int):
         super().__init__()
         if not isinstance(latent_dim, int) or latent_dim < 1: raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
@@ -40,8 +43,15 @@ class Bottleneck(nn.Module):
         raise NotImplementedError
 
     def prior(self) -> Distribution:
-        "$p(z)$, event_shape `(latent_dim,)`."
-        raise NotImplementedError
+        "$p(z)$, event_shape `(latent_dim,)`; a family without a prior (a deterministic code) leaves this, which raises `NoPriorError`."
+        raise NoPriorError(f"{type(self).__name__} has no prior (a deterministic code): no prior samples, KL, likelihood bound or importance weights")
+
+    @property
+    def has_prior(self) -> bool:
+        "Whether the family has a prior, and so a KL, a likelihood bound and prior samples: the one capability the rest of the package asks about."
+        try: self.prior()
+        except NoPriorError: return False
+        return True
 
     def kl(self, q:Distribution, z:torch.Tensor) -> torch.Tensor:
         "KL(q‖p) per example as `(B, G)`: G groups summed by the loss (closed form where torch has one, else a one-sample Monte Carlo estimate at `z`)."
@@ -91,8 +101,6 @@ class GaussianBottleneck(Bottleneck):
 
 # %% ../nbs/03_models.ipynb #0d275ed2
 BOTTLENECKS = {}     # name -> Bottleneck class, filled by `register_bottleneck`
-FAMILY_MODULES = {'gaussian': 'vae_nb.models', 'correlated': 'vae_nb.correlated', 'dirichlet': 'vae_nb.dirichlet',
-                  'cc': 'vae_nb.cc', 'ae': 'vae_nb.ae'}
 
 def register_bottleneck(name:str):
     "Class decorator: make a `Bottleneck` subclass available as `name`."
@@ -101,13 +109,20 @@ def register_bottleneck(name:str):
         return cls
     return _reg
 
+def import_package_families():
+    "Import every module of `vae_nb` once, so that each family the package holds has registered itself."
+    import vae_nb
+    for m in pkgutil.iter_modules(vae_nb.__path__):
+        if not m.name.startswith('_'): importlib.import_module(f'vae_nb.{m.name}')
+
 def bottleneck_names() -> list:
-    "Every bottleneck name, loaded or not."
-    return list(dict.fromkeys([*FAMILY_MODULES, *BOTTLENECKS]))
+    "Every registered bottleneck name (the package's own families and any registered since), sorted."
+    import_package_families()
+    return sorted(BOTTLENECKS)
 
 def bottleneck_class(name:str) -> type:
     "The `Bottleneck` class registered as `name`."
-    if name not in BOTTLENECKS and name in FAMILY_MODULES: importlib.import_module(FAMILY_MODULES[name])
+    if name not in BOTTLENECKS: import_package_families()
     if name not in BOTTLENECKS: raise ValueError(f"Unknown bottleneck '{name}'. Allowed: {', '.join(bottleneck_names())}")
     return BOTTLENECKS[name]
 
@@ -208,7 +223,6 @@ class ConvDecoder(nn.Module):
 ARCHS = {
     'mlp400':     dict(kind='mlp', hidden=(400,)),
     'mlp512_256': dict(kind='mlp', hidden=(512, 256)),
-    'mlp':        dict(kind='mlp', hidden=(512, 256)),
     'conv':       dict(kind='conv', channels=(32, 64), kernels=4, strides=2, paddings=1, hidden=256),
     'conv_deep':  dict(kind='conv', channels=(32, 64, 128), kernels=[4, 4, 3], strides=[2, 2, 1], paddings=1, hidden=512),
 }

@@ -6,32 +6,40 @@ Docs: https://vae-nb.github.io/vae_nb/viz.html.md"""
 
 # %% ../nbs/07_viz.ipynb #bcbe15d0
 from __future__ import annotations
-import io, warnings
+import io
+from dataclasses import dataclass
 from pathlib import Path
-warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
+from typing import Callable
 
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
+from fastcore.imports import in_notebook
 
 from .data import show_image_grid
 from .models import VAE
-from .train import EpochEndCallback, class_legend, global_epoch, latent_means, to_2d
+from .callbacks import EpochEndCallback, global_epoch
 from .beta import traversal_grid
 from .correlated import decode_grid
 from .dirichlet import plot_composition, plot_ternary
-from .evaluate import activity_threshold, kl_groups, prior_variance, unit_activity
+from .evaluate import activity_threshold, kl_groups, latent_means, prior_variance, test_dl, unit_activity
 
 # %% auto #0
-__all__ = ['embed_2d', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold', 'plot_slices_3d', 'interpolate',
-           'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif',
+__all__ = ['RUN_FIGURES', 'embed_2d', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold', 'plot_slices_3d',
+           'interpolate', 'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif',
            'latent_evolution_figs', 'plot_simplex', 'plot_reconstructions', 'plot_samples', 'latent_covariances',
-           'plot_covariances', 'plot_latent_stats', 'plot_history']
+           'plot_covariances', 'plot_latent_stats', 'class_legend', 'training_figure', 'LatentPlots', 'plot_history',
+           'RunFigure', 'register_run_figure', 'save_run_figures']
 
 # %% ../nbs/07_viz.ipynb #2285836c
 def embed_2d(z:torch.Tensor, method:str='auto', seed:int=0) -> np.ndarray:
-    "Codes `z` `(N, D)` as 2-D points: 'auto' (themselves if 2-D, else PCA), 'pca' or 'tsne'."
-    if method in ('auto', 'pca'): return to_2d(z)
+    "Codes `z` `(N, D)` as 2-D points: 'auto' (themselves if 2-D, a 1-D code on a line, else PCA), 'pca' or 'tsne'."
+    if method in ('auto', 'pca'):
+        z = z.numpy()
+        if z.shape[1] == 2: return z
+        if z.shape[1] == 1: return np.concatenate([z, np.zeros_like(z)], 1)
+        from sklearn.decomposition import PCA
+        return PCA(2).fit_transform(z)
     if method == 'tsne':
         from sklearn.manifold import TSNE
         return TSNE(2, init='pca', perplexity=min(30, len(z) - 1), random_state=seed).fit_transform(z.numpy())
@@ -224,6 +232,49 @@ def plot_latent_stats(model:VAE, dl):
     plt.tight_layout()
     return fig
 
+# %% ../nbs/07_viz.ipynb #bc774cd3
+def class_legend(ax, y, vocab=None, **kwargs):
+    "A legend of the classes present in `y`, in the `tab10` colours the scatter plots use, to the right of `ax`."
+    for k in np.unique(np.asarray(y)): ax.scatter([], [], color=plt.cm.tab10(int(k) % 10), s=14, label=vocab[int(k)] if vocab else str(int(k)))
+    ax.legend(fontsize=7, frameon=False, handletextpad=.1, borderaxespad=0, **{'loc': 'center left', 'bbox_to_anchor': (1, .5), **kwargs})
+
+def training_figure(model:VAE, dl, title:str='', n_show:int=12):
+    "Latent scatter, reconstructions and prior samples of `model` on `dl` (one figure)."
+    z, y = latent_means(model, dl)
+    xb, yb = dl.one_batch()
+    xb, yb = xb[:n_show], yb[:n_show]
+    fig = plt.figure(figsize=(11, 3.2))
+    ax0 = fig.add_axes([0.03, 0.08, 0.25, 0.82])
+    p = embed_2d(z)
+    ax0.scatter(p[:, 0], p[:, 1], c=y.numpy(), cmap='tab10', s=3, vmin=-.5, vmax=9.5)
+    ax0.set_title(('z' if z.shape[1] == 2 else 'PCA of z') + ', by class', fontsize=9); ax0.tick_params(labelsize=7)
+    class_legend(ax0, y)
+    ax1, ax2 = fig.add_axes([0.33, 0.05, 0.4, 0.85]), fig.add_axes([0.76, 0.05, 0.22, 0.85])
+    rng = dl.dataset.data_range
+    show_image_grid(torch.cat([xb, model.reconstruct(xb, yb)]), nrow=n_show, ax=ax1, data_range=rng, title='images (top) / reconstructions')
+    if model.bottleneck.has_prior:
+        show_image_grid(model.generate(12, yb[:12] if model.n_classes else None).cpu(), nrow=4, ax=ax2, data_range=rng, title='prior samples')
+    else: ax2.set_axis_off(); ax2.set_title('no prior: nothing to sample', fontsize=9)
+    if title: fig.suptitle(title, fontsize=10)
+    return fig
+
+class LatentPlots(EpochEndCallback):
+    "Every `every` epochs, save `training_figure` on the validation set to `folder` (and show it in a notebook)."
+    order = 65
+    def __init__(self, every:int=1, folder:str|Path|None=None, show:bool=True): self.every, self.folder, self.show = every, folder, show
+    def after_train_epoch(self):
+        epoch = global_epoch(self.learn) + 1
+        if epoch % self.every: return
+        fig = training_figure(self.learn.model, self.dls.valid, title=f'epoch {epoch}')
+        if self.folder:
+            Path(self.folder).mkdir(parents=True, exist_ok=True)
+            fig.savefig(Path(self.folder)/f'latent_epoch_{epoch:03d}.png', dpi=80)
+        if self.show and in_notebook():
+            from IPython.display import display
+            display(fig)
+        plt.close(fig)
+        self.learn.model.train()
+
 # %% ../nbs/07_viz.ipynb #d24ae515
 def plot_history(history_csv:str|Path):
     "Loss curves of a run from its `history.csv`: train/valid loss, and the reconstruction and KL parts; returns the figure."
@@ -236,3 +287,46 @@ def plot_history(history_csv:str|Path):
         ax.set(title=part + ' (nats)', xlabel='epoch'); ax.legend(fontsize=8)
     plt.tight_layout()
     return fig
+
+# %% ../nbs/07_viz.ipynb #2301d1ac
+@dataclass
+class RunFigure:
+    "A figure of a trained run: `make(model, dls, folder)` returns it, `applies(model, folder)` says whether it applies."
+    name: str
+    make: Callable
+    applies: Callable = lambda model, folder: True
+
+RUN_FIGURES = {}     # file name -> RunFigure
+
+def register_run_figure(name:str, make:Callable, applies:Callable=lambda model, folder: True) -> RunFigure:
+    "Add a figure that `save_run_figures` writes as `figures/{name}` wherever `applies(model, folder)`."
+    RUN_FIGURES[name] = RunFigure(name, make, applies)
+    return RUN_FIGURES[name]
+
+def _gaussian_2d(model, folder) -> bool:
+    "A 2-D latent with a Gaussian prior: a manifold grid that follows the prior exists."
+    if not model.bottleneck.has_prior or model.bottleneck.latent_dim != 2: return False
+    prior = model.bottleneck.prior()
+    return isinstance(getattr(prior, 'base_dist', prior), (torch.distributions.Normal, torch.distributions.MultivariateNormal))
+
+def _has_prior(model, folder) -> bool: return model.bottleneck.has_prior
+
+register_run_figure('final.png', lambda model, dls, folder: training_figure(model, dls.valid, title='final'))
+register_run_figure('history.png', lambda model, dls, folder: plot_history(Path(folder)/'history.csv'),
+                    lambda model, folder: (Path(folder)/'history.csv').exists())
+register_run_figure('latent_stats.png', lambda model, dls, folder: plot_latent_stats(model, test_dl(dls)))
+register_run_figure('manifold.png', lambda model, dls, folder: plot_manifold(model, 15), _gaussian_2d)
+register_run_figure('traversals.png', lambda model, dls, folder: plot_traversals(model, data_range=dls.valid.dataset.data_range), _has_prior)
+register_run_figure('covariances.png', lambda model, dls, folder: plot_covariances(model, test_dl(dls)), _has_prior)
+
+def save_run_figures(model:VAE, dls, folder:str|Path) -> list:
+    "Write every registered figure that applies to `model` into `folder/figures`; returns their file names."
+    figs = Path(folder)/'figures'
+    figs.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for f in RUN_FIGURES.values():
+        if not f.applies(model, folder): continue
+        fig = f.make(model, dls, folder)
+        fig.savefig(figs/f.name, dpi=80, bbox_inches='tight'); plt.close(fig)
+        saved.append(f.name)
+    return saved
