@@ -34,18 +34,18 @@ def test_every_preset_is_a_valid_config(preset, empty_data, capsys):
     assert cfg['bottleneck'] and cfg['epochs'] >= 1
 
 BAD = [
-    (['bottleneck=vq'], "Unknown bottleneck 'vq'. Allowed: gaussian"),
+    (['bottleneck=vq'], "Unknown bottleneck 'vq'. Allowed: ae, cc, correlated, dirichlet, gaussian"),
     (['dataset=imagenet'], "Unknown dataset 'imagenet'. Allowed: cifar10"),
     (['arch=resnet'], "Unknown arch 'resnet'. Allowed: mlp400"),
     (['likelihood=poisson'], "Unknown likelihood 'poisson'"),
-    (['latent_dim=0'], "latent_dim must be an integer >= 1"),
-    (['beta=-1'], "beta must be a number >= 0"),
+    (['latent_dim=0'], "latent_dim must be >= 1, got 0"),
+    (['beta=-1'], "beta must be >= 0.0, got -1"),
     (['classes=[0,10]'], "Class 10 is not in this dataset"),
     (['dataset=fashion_mnist', 'classes=[Boot]'], "Class 'Boot' is not in this dataset"),
     (['bottleneck=dirichlet', 'latent_dim=1'], "latent_dim"),
     (['bottleneck=cc', 'latent_dim=1'], "latent_dim"),
-    (['epochs=0'], "epochs must be an integer >= 1"),
-    (['lattent_dim=3'], "Unknown config key(s) ['lattent_dim']"),
+    (['epochs=0'], "epochs must be >= 1, got 0"),
+    (['lattent_dim=3'], "Unknown config key 'lattent_dim' (did you mean latent_dim?)"),
     (['kl_anneal=cosine'], "Unknown kl_anneal 'cosine'. Allowed"),
     (['device=tpu'], "Unknown device 'tpu'. Allowed: auto"),
 ]
@@ -88,7 +88,8 @@ def test_resume_continues_and_mismatch_is_refused(tmp_path):
     ck = tmp_path/'a'/'checkpoints'/'last.pt'
     code, _, err = vae_nb('train', *base, 'epochs=2', f'resume={ck}', f'out={tmp_path}/b', cwd=tmp_path)
     assert code == 0, err
-    assert json.loads((tmp_path/'b'/'metrics.json').read_text())['epochs_run'] == 1   # only the missing epoch ran
+    assert json.loads((tmp_path/'b'/'metrics.json').read_text())['epochs_run'] == 2   # the run's epochs, the resumed one included
+    assert len((tmp_path/'b'/'history.csv').read_text().splitlines()) == 2            # only the missing epoch ran here
     code, _, err = vae_nb('train', *base, 'epochs=2', 'latent_dim=5', f'resume={ck}', f'out={tmp_path}/c', cwd=tmp_path)
     assert code == 2 and 'does not match this model: latent_dim=2' in err, err
     (tmp_path/'junk.pt').write_bytes(b'junk')

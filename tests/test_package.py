@@ -15,18 +15,3 @@ def test_every_exported_name_has_a_docstring(name):
     missing = [n for n in public if (inspect.isfunction(getattr(mod, n)) or inspect.isclass(getattr(mod, n)))
                and not inspect.getdoc(getattr(mod, n))]
     assert not missing, f"{name}: no docstring on {missing}"
-
-def _notebook_of(module):
-    import nbformat
-    from pathlib import Path
-    src = Path(importlib.import_module(module).__file__).read_text()
-    nb = src.split('File to edit: ../nbs/')[1].split()[0].rstrip('.')
-    return nbformat.read(Path(__file__).parent.parent/'nbs'/nb, as_version=4)
-
-@pytest.mark.parametrize('name', MODULES)
-def test_every_exported_name_has_a_show_doc_in_its_chapter(name):
-    mod = importlib.import_module(name)
-    code = '\n'.join(c.source for c in _notebook_of(name).cells if c.cell_type == 'code')
-    public = [n for n in getattr(mod, '__all__', []) if inspect.isfunction(getattr(mod, n)) or inspect.isclass(getattr(mod, n))]
-    missing = [n for n in public if f'show_doc({n}' not in code]
-    assert not missing, f"{name}: no show_doc for {missing}"

@@ -25,11 +25,11 @@ from .dirichlet import plot_composition, plot_ternary
 from .evaluate import activity_threshold, kl_groups, latent_means, prior_variance, test_dl, unit_activity
 
 # %% auto #0
-__all__ = ['RUN_FIGURES', 'embed_2d', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold', 'plot_slices_3d',
-           'interpolate', 'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif',
-           'latent_evolution_figs', 'plot_simplex', 'plot_reconstructions', 'plot_samples', 'latent_covariances',
-           'plot_covariances', 'plot_latent_stats', 'class_legend', 'training_figure', 'LatentPlots', 'plot_history',
-           'RunFigure', 'register_run_figure', 'save_run_figures']
+__all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold',
+           'plot_slices_3d', 'interpolate', 'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory',
+           'save_gif', 'latent_evolution_figs', 'plot_simplex', 'plot_reconstructions', 'plot_samples',
+           'latent_covariances', 'plot_covariances', 'plot_latent_stats', 'training_figure', 'LatentPlots',
+           'plot_history', 'RunFigure', 'register_run_figure', 'save_run_figures']
 
 # %% ../nbs/07_viz.ipynb #2285836c
 def embed_2d(z:torch.Tensor, method:str='auto', seed:int=0) -> np.ndarray:
@@ -44,6 +44,11 @@ def embed_2d(z:torch.Tensor, method:str='auto', seed:int=0) -> np.ndarray:
         from sklearn.manifold import TSNE
         return TSNE(2, init='pca', perplexity=min(30, len(z) - 1), random_state=seed).fit_transform(z.numpy())
     raise ValueError(f"Unknown method '{method}'. Allowed: auto, pca, tsne")
+
+def class_legend(ax, y, vocab=None, **kwargs):
+    "A legend of the classes present in `y`, in the `tab10` colours the scatter plots use, to the right of `ax`."
+    for k in np.unique(np.asarray(y)): ax.scatter([], [], color=plt.cm.tab10(int(k) % 10), s=14, label=vocab[int(k)] if vocab else str(int(k)))
+    ax.legend(fontsize=7, frameon=False, handletextpad=.1, borderaxespad=0, **{'loc': 'center left', 'bbox_to_anchor': (1, .5), **kwargs})
 
 def plot_latent(z:torch.Tensor, y:torch.Tensor, method:str='auto', ax=None, title:str|None=None, vocab:list|None=None, s:float=3):
     "Scatter of codes `z` coloured by class `y` (see `embed_2d` for `method`); returns the figure."
@@ -233,11 +238,6 @@ def plot_latent_stats(model:VAE, dl):
     return fig
 
 # %% ../nbs/07_viz.ipynb #bc774cd3
-def class_legend(ax, y, vocab=None, **kwargs):
-    "A legend of the classes present in `y`, in the `tab10` colours the scatter plots use, to the right of `ax`."
-    for k in np.unique(np.asarray(y)): ax.scatter([], [], color=plt.cm.tab10(int(k) % 10), s=14, label=vocab[int(k)] if vocab else str(int(k)))
-    ax.legend(fontsize=7, frameon=False, handletextpad=.1, borderaxespad=0, **{'loc': 'center left', 'bbox_to_anchor': (1, .5), **kwargs})
-
 def training_figure(model:VAE, dl, title:str='', n_show:int=12):
     "Latent scatter, reconstructions and prior samples of `model` on `dl` (one figure)."
     z, y = latent_means(model, dl)
