@@ -17,7 +17,7 @@ from torch.distributions import Independent, MultivariateNormal, Normal
 from .models import Bottleneck, register_bottleneck
 
 # %% auto #0
-__all__ = ['constant_correlation', 'prior_cholesky', 'diag_mvn_kl', 'CorrelatedGaussianBottleneck', 'cov_ellipses', 'decode_grid']
+__all__ = ['constant_correlation', 'prior_cholesky', 'diag_mvn_kl', 'CorrelatedGaussianBottleneck', 'cov_ellipses']
 
 # %% ../nbs/05b_correlated.ipynb #672bfba6
 def constant_correlation(d:int, rho:float) -> torch.Tensor:
@@ -113,13 +113,3 @@ def cov_ellipses(ax, cov, n_std=(1, 2, 3), **kwargs):
     for k in n_std:
         ax.add_patch(Ellipse((0, 0), 2 * k * np.sqrt(vals[-1]), 2 * k * np.sqrt(vals[0]), angle=angle, fill=False, **{'color': 'k', 'lw': 1, **kwargs}))
     return ax
-
-# %% ../nbs/05b_correlated.ipynb #0574966f
-@torch.no_grad()
-def decode_grid(model, n:int=15, lim:float=3., y=None) -> torch.Tensor:
-    "Decode an `n×n` grid of 2-D codes over `[-lim, lim]²` (rows from top: decreasing $z_2$); images `(n*n, C, H, W)` in the data range."
-    if model.bottleneck.latent_dim != 2: raise ValueError(f"decode_grid needs a 2-D latent, this model's is {model.bottleneck.latent_dim}-D")
-    g = torch.linspace(-lim, lim, n)
-    z = torch.stack(torch.meshgrid(g.flip(0), g, indexing='ij')[::-1], -1).reshape(-1, 2)
-    model.eval()
-    return model.likelihood.mean(model.decode(z.to(next(model.parameters()).device), y))

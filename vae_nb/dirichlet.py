@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from .models import Bottleneck, register_bottleneck
 
 # %% auto #0
-__all__ = ['DirichletBottleneck', 'simplex_xy', 'plot_ternary', 'plot_composition']
+__all__ = ['DirichletBottleneck']
 
 # %% ../nbs/05c_dirichlet.ipynb #bced692c
 def _dirichlet_prior(prior, latent_dim:int) -> torch.Tensor:
@@ -57,41 +57,3 @@ class DirichletBottleneck(Bottleneck):
         return Dirichlet(self.prior_concentration, validate_args=False)
 
     def extra_repr(self): return f"latent_dim={self.latent_dim}, prior={self.prior_concentration.tolist()}"
-
-# %% ../nbs/05c_dirichlet.ipynb #258f3a63
-def simplex_xy(z) -> np.ndarray:
-    "Cartesian coordinates `(N, 2)` of points `z` `(N, 3)` of the 2-simplex (vertices (0,0), (1,0), (1/2, sqrt(3)/2))."
-    z = np.asarray(z, dtype=float)
-    if z.ndim != 2 or z.shape[1] != 3: raise ValueError(f"simplex_xy needs points of shape (N, 3), got {z.shape}")
-    return np.stack([z[:, 1] + 0.5 * z[:, 2], math.sqrt(3) / 2 * z[:, 2]], 1)
-
-def plot_ternary(z, y=None, ax=None, title:str='', s:float=3, labels=None):
-    "Ternary scatter of simplex points `z` `(N, 3)`, coloured by class `y`; returns the axes."
-    if ax is None: _, ax = plt.subplots(figsize=(3.2, 3))
-    p = simplex_xy(z)
-    ax.plot([0, 1, .5, 0], [0, 0, math.sqrt(3) / 2, 0], c='k', lw=.8)
-    c = None if y is None else np.asarray(y)
-    ax.scatter(p[:, 0], p[:, 1], c=c, cmap='tab10', vmin=-.5, vmax=9.5, s=s, alpha=.6)
-    for (vx, vy), t, ha in zip([(0, 0), (1, 0), (.5, math.sqrt(3) / 2)], labels or ['$z_1$', '$z_2$', '$z_3$'], ['right', 'left', 'center']):
-        ax.annotate(t, (vx, vy), xytext=(-4 if ha == 'right' else 4 if ha == 'left' else 0, 4 if ha == 'center' else -8),
-                    textcoords='offset points', ha=ha, fontsize=8)
-    if y is not None:
-        for k in np.unique(c): ax.scatter([], [], c=[plt.cm.tab10(int(k))], s=12, label=str(int(k)))
-        ax.legend(fontsize=7, loc='upper right', frameon=False, handletextpad=.1, borderaxespad=0)
-    ax.set_aspect('equal'); ax.axis('off'); ax.set_title(title, fontsize=9)
-    return ax
-
-def plot_composition(z, y, ax=None, title:str=''):
-    "One stacked bar per class: the mean of the simplex codes `z` `(N, K)` of that class (each bar sums to one); returns the axes."
-    if ax is None: _, ax = plt.subplots(figsize=(3.5, 3))
-    z, y = np.asarray(z, dtype=float), np.asarray(y)
-    classes = np.unique(y)
-    means = np.stack([z[y == k].mean(0) for k in classes])
-    bottom = np.zeros(len(classes))
-    cmap = plt.get_cmap('tab20' if z.shape[1] > 10 else 'tab10')
-    for j in range(z.shape[1]):
-        ax.bar(range(len(classes)), means[:, j], bottom=bottom, color=cmap(j % cmap.N), width=.7, label=f'$z_{{{j+1}}}$')
-        bottom += means[:, j]
-    ax.set_xticks(range(len(classes)), [str(int(k)) for k in classes]); ax.set_xlabel('class', fontsize=8)
-    ax.set_ylim(0, 1); ax.set_ylabel('mean code', fontsize=8); ax.tick_params(labelsize=7); ax.set_title(title, fontsize=9)
-    return ax

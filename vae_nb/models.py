@@ -110,10 +110,12 @@ def register_bottleneck(name:str):
     return _reg
 
 def import_package_families():
-    "Import every module of `vae_nb` once, so that each family the package holds has registered itself."
+    "Import every module of `vae_nb` once, so that each family the package holds has registered itself; a name registered before (your own class, a notebook's) keeps its class."
     import vae_nb
+    earlier = dict(BOTTLENECKS)
     for m in pkgutil.iter_modules(vae_nb.__path__):
         if not m.name.startswith('_'): importlib.import_module(f'vae_nb.{m.name}')
+    BOTTLENECKS.update(earlier)
 
 def bottleneck_names() -> list:
     "Every registered bottleneck name (the package's own families and any registered since), sorted."

@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/viz.html.md"""
 
 # %% ../nbs/07_viz.ipynb #bcbe15d0
 from __future__ import annotations
-import io
+import io, math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,16 +20,15 @@ from .data import show_image_grid
 from .models import VAE
 from .callbacks import EpochEndCallback, global_epoch
 from .beta import traversal_grid
-from .correlated import decode_grid
-from .dirichlet import plot_composition, plot_ternary
 from .evaluate import activity_threshold, kl_groups, latent_means, prior_variance, test_dl, unit_activity
 
 # %% auto #0
-__all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold',
-           'plot_slices_3d', 'interpolate', 'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory',
-           'save_gif', 'latent_evolution_figs', 'plot_simplex', 'plot_reconstructions', 'plot_samples',
-           'latent_covariances', 'plot_covariances', 'plot_latent_stats', 'training_figure', 'LatentPlots',
-           'plot_history', 'RunFigure', 'register_run_figure', 'save_run_figures']
+__all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid', 'prior_grid',
+           'plot_manifold', 'plot_slices_3d', 'interpolate', 'plot_interpolations', 'prior_range', 'plot_traversals',
+           'LatentHistory', 'save_gif', 'latent_evolution_figs', 'simplex_xy', 'plot_ternary', 'plot_composition',
+           'plot_simplex', 'plot_reconstructions', 'plot_samples', 'latent_covariances', 'plot_covariances',
+           'plot_latent_stats', 'training_figure', 'LatentPlots', 'plot_history', 'RunFigure', 'register_run_figure',
+           'save_run_figures']
 
 # %% ../nbs/07_viz.ipynb #2285836c
 def embed_2d(z:torch.Tensor, method:str='auto', seed:int=0) -> np.ndarray:
@@ -78,6 +77,19 @@ def plot_latent_3d(z:torch.Tensor, y:torch.Tensor, dims=(0, 1, 2), title:str|Non
     return fig
 
 # %% ../nbs/07_viz.ipynb #4b90e736
+def grid_2d(xs:torch.Tensor, ys:torch.Tensor|None=None) -> torch.Tensor:
+    "The points `(len(ys)*len(xs), 2)` of the grid `xs` × `ys` (default `ys = xs`, both increasing), in reading order: rows from the top (largest y first), left to right."
+    ys = xs if ys is None else ys
+    return torch.stack(torch.meshgrid(ys.flip(0), xs, indexing='ij')[::-1], -1).reshape(-1, 2)
+
+@torch.no_grad()
+def decode_grid(model:VAE, n:int=15, lim:float=3., y=None) -> torch.Tensor:
+    "Decode an `n×n` grid of 2-D codes over `[-lim, lim]²` (`grid_2d`); images `(n*n, C, H, W)` in the data range."
+    if model.bottleneck.latent_dim != 2: raise ValueError(f"decode_grid needs a 2-D latent, this model's is {model.bottleneck.latent_dim}-D")
+    model.eval()
+    z = grid_2d(torch.linspace(-lim, lim, n))
+    return model.likelihood.mean(model.decode(z.to(next(model.parameters()).device), y))
+
 def prior_grid(prior, n:int=15, eps:float=0.03) -> torch.Tensor:
     "An `n×n` grid of 2-D codes following a Gaussian `prior`: $\\mu + L\\,\\Phi^{-1}(u)$ over an even grid of $u \\in [\\epsilon, 1-\\epsilon]^2$; rows from the top."
     base = getattr(prior, 'base_dist', prior)
@@ -85,8 +97,7 @@ def prior_grid(prior, n:int=15, eps:float=0.03) -> torch.Tensor:
     elif isinstance(base, torch.distributions.Normal): loc, L = base.loc, torch.diag_embed(base.scale)
     else: raise ValueError(f"prior_grid needs a Gaussian prior (Normal or MultivariateNormal), got {type(prior).__name__}")
     if loc.shape[-1] != 2: raise ValueError(f"prior_grid needs a 2-D latent, got {loc.shape[-1]}-D")
-    q = torch.distributions.Normal(0., 1.).icdf(torch.linspace(eps, 1 - eps, n))
-    e = torch.stack(torch.meshgrid(q.flip(0), q, indexing='ij')[::-1], -1).reshape(-1, 2)
+    e = grid_2d(torch.distributions.Normal(0., 1.).icdf(torch.linspace(eps, 1 - eps, n)))
     return loc.detach() + e @ L.detach().T
 
 @torch.no_grad()
@@ -106,8 +117,7 @@ def plot_manifold(model:VAE, n:int=15, follow_prior:bool=True, y=None, ax=None, 
 def plot_slices_3d(model:VAE, values=(-1.5, 0., 1.5), n:int=9, lim:float=2.5, y=None):
     "Decoded `n×n` grids of $(z_1, z_2) \\in [-lim, lim]^2$ at each fixed $z_3$ in `values` (a 3-D latent); returns the figure."
     if model.bottleneck.latent_dim != 3: raise ValueError(f"plot_slices_3d needs a 3-D latent, this model's is {model.bottleneck.latent_dim}-D")
-    g = torch.linspace(-lim, lim, n)
-    zz = torch.stack(torch.meshgrid(g.flip(0), g, indexing='ij')[::-1], -1).reshape(-1, 2)
+    zz = grid_2d(torch.linspace(-lim, lim, n))
     fig, axs = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.8))
     model.eval()
     for ax, v in zip(np.atleast_1d(axs), values):
@@ -184,6 +194,44 @@ def latent_evolution_figs(history:list, method:str='auto', lim=None) -> list:
         ax.set(xlim=(lim[0][0], lim[1][0]), ylim=(lim[0][1], lim[1][1]))
         figs.append(fig)
     return figs
+
+# %% ../nbs/07_viz.ipynb #60645da6
+def simplex_xy(z) -> np.ndarray:
+    "Cartesian coordinates `(N, 2)` of points `z` `(N, 3)` of the 2-simplex (vertices (0,0), (1,0), (1/2, sqrt(3)/2))."
+    z = np.asarray(z, dtype=float)
+    if z.ndim != 2 or z.shape[1] != 3: raise ValueError(f"simplex_xy needs points of shape (N, 3), got {z.shape}")
+    return np.stack([z[:, 1] + 0.5 * z[:, 2], math.sqrt(3) / 2 * z[:, 2]], 1)
+
+def plot_ternary(z, y=None, ax=None, title:str='', s:float=3, labels=None):
+    "Ternary scatter of simplex points `z` `(N, 3)`, coloured by class `y`; returns the axes."
+    if ax is None: _, ax = plt.subplots(figsize=(3.2, 3))
+    p = simplex_xy(z)
+    ax.plot([0, 1, .5, 0], [0, 0, math.sqrt(3) / 2, 0], c='k', lw=.8)
+    c = None if y is None else np.asarray(y)
+    ax.scatter(p[:, 0], p[:, 1], c=c, cmap='tab10', vmin=-.5, vmax=9.5, s=s, alpha=.6)
+    for (vx, vy), t, ha in zip([(0, 0), (1, 0), (.5, math.sqrt(3) / 2)], labels or ['$z_1$', '$z_2$', '$z_3$'], ['right', 'left', 'center']):
+        ax.annotate(t, (vx, vy), xytext=(-4 if ha == 'right' else 4 if ha == 'left' else 0, 4 if ha == 'center' else -8),
+                    textcoords='offset points', ha=ha, fontsize=8)
+    if y is not None:
+        for k in np.unique(c): ax.scatter([], [], c=[plt.cm.tab10(int(k))], s=12, label=str(int(k)))
+        ax.legend(fontsize=7, loc='upper right', frameon=False, handletextpad=.1, borderaxespad=0)
+    ax.set_aspect('equal'); ax.axis('off'); ax.set_title(title, fontsize=9)
+    return ax
+
+def plot_composition(z, y, ax=None, title:str=''):
+    "One stacked bar per class: the mean of the simplex codes `z` `(N, K)` of that class (each bar sums to one); returns the axes."
+    if ax is None: _, ax = plt.subplots(figsize=(3.5, 3))
+    z, y = np.asarray(z, dtype=float), np.asarray(y)
+    classes = np.unique(y)
+    means = np.stack([z[y == k].mean(0) for k in classes])
+    bottom = np.zeros(len(classes))
+    cmap = plt.get_cmap('tab20' if z.shape[1] > 10 else 'tab10')
+    for j in range(z.shape[1]):
+        ax.bar(range(len(classes)), means[:, j], bottom=bottom, color=cmap(j % cmap.N), width=.7, label=f'$z_{{{j+1}}}$')
+        bottom += means[:, j]
+    ax.set_xticks(range(len(classes)), [str(int(k)) for k in classes]); ax.set_xlabel('class', fontsize=8)
+    ax.set_ylim(0, 1); ax.set_ylabel('mean code', fontsize=8); ax.tick_params(labelsize=7); ax.set_title(title, fontsize=9)
+    return ax
 
 # %% ../nbs/07_viz.ipynb #7beb052d
 def plot_simplex(z:torch.Tensor, y:torch.Tensor, ax=None, title:str=''):
