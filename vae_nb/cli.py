@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #ca1fd01c
 from __future__ import annotations
-import argparse, itertools, json, re, sys
+import argparse, difflib, importlib.resources, itertools, json, os, re, sys, traceback
 from pathlib import Path
 
 import yaml
@@ -14,32 +14,47 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['presets_dir', 'list_presets', 'load_preset', 'parse_value', 'split_top_level', 'parse_overrides', 'apply_override',
-           'expand', 'fresh_folder', 'save_run_figures', 'train_command', 'main']
+__all__ = ['presets_dir', 'list_presets', 'did_you_mean', 'parse_yaml', 'load_preset', 'parse_value', 'split_top_level',
+           'parse_overrides', 'apply_override', 'expand', 'fresh_folder', 'save_run_figures', 'train_command', 'main']
 
 # %% ../nbs/09_cli.ipynb #b85f668d
-def presets_dir() -> Path:
-    "The `configs/` folder of presets (next to the package in a source checkout)."
-    import vae_nb
-    return Path(vae_nb.__file__).resolve().parent.parent/'configs'
+def presets_dir():
+    "The presets shipped inside the package, `vae_nb/configs/`, read with `importlib.resources` (so any install has them)."
+    return importlib.resources.files('vae_nb')/'configs'
 
 def list_presets() -> dict:
     "Preset name → its one-line description (the first comment of the file)."
     out = {}
-    for f in sorted(presets_dir().glob('*.yaml')):
-        first = f.read_text().splitlines()[0] if f.read_text() else ''
-        out[f.stem] = first.lstrip('# ').strip()
+    for f in sorted((f for f in presets_dir().iterdir() if f.name.endswith('.yaml')), key=lambda f: f.name):
+        lines = f.read_text().splitlines()
+        out[f.name.removesuffix('.yaml')] = lines[0].lstrip('# ').strip() if lines else ''
     return out
 
-def load_preset(name:str|Path) -> dict:
-    "The config in preset `name` (a name from `configs/` or a path to a YAML file)."
-    p = Path(name)
-    if p.suffix not in ('.yaml', '.yml'): p = presets_dir()/f'{name}.yaml'
-    if not p.exists():
-        raise FileNotFoundError(f"No preset '{name}'. Presets: {', '.join(list_presets())} (or give a path to a .yaml file)")
-    cfg = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(cfg, dict): raise ValueError(f"{p} must hold a mapping of config keys, got {type(cfg).__name__}")
+def did_you_mean(word:str, choices) -> str:
+    "' (did you mean X?)' with the closest of `choices` to `word` (difflib), or '' when none is close."
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]}?)" if close else ''
+
+def parse_yaml(text:str, source) -> dict:
+    "The mapping of config keys in YAML `text`; malformed YAML raises `ValueError` naming `source`, the line and the column."
+    try: cfg = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else f"{source}"
+        raise ValueError(f"Malformed YAML in {where}: {getattr(e, 'problem', None) or e}") from e
+    if not isinstance(cfg, dict): raise ValueError(f"{source} must hold a mapping of config keys, got {type(cfg).__name__}")
     return cfg
+
+def load_preset(name:str|Path) -> dict:
+    "The config in preset `name` (a preset's name, see `list_presets`, or a path to a YAML file)."
+    if Path(name).suffix in ('.yaml', '.yml'):
+        if not Path(name).is_file(): raise FileNotFoundError(f"No preset file {name}: there is no such file")
+        return parse_yaml(Path(name).read_text(), name)
+    f = presets_dir()/f'{name}.yaml'
+    if not f.is_file():
+        names = list_presets()
+        raise FileNotFoundError(f"No preset '{name}'{did_you_mean(name, names)}. Presets: {', '.join(names)} (or give a path to a .yaml file)")
+    return parse_yaml(f.read_text(), f'preset {name}')
 
 # %% ../nbs/09_cli.ipynb #3c5cb8d1
 _FLOAT = re.compile(r'^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$')
@@ -153,7 +168,7 @@ def _parser():
     p = argparse.ArgumentParser(prog='vae-nb', description='Train, evaluate and compare VAEs (vae_nb).')
     sub = p.add_subparsers(dest='command', required=True)
     t = sub.add_parser('train', help='train from a preset (name or .yaml) plus key=value overrides')
-    t.add_argument('preset', help='preset name from configs/ or a path to a YAML file')
+    t.add_argument('preset', help='preset name (see vae-nb presets) or a path to a YAML file')
     t.add_argument('overrides', nargs='*', help='key=value (YAML values; dotted keys set one dict entry)')
     t.add_argument('-m', '--multirun', action='store_true', help='comma-separated values are a sweep: one run each')
     e = sub.add_parser('evaluate', help='test metrics (ELBO, NLL, active units, probes) and figures of a run folder')
