@@ -14,8 +14,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['presets_dir', 'list_presets', 'did_you_mean', 'parse_yaml', 'load_preset', 'parse_value', 'split_top_level',
-           'parse_overrides', 'apply_override', 'expand', 'fresh_folder', 'save_run_figures', 'train_command', 'main']
+__all__ = ['presets_dir', 'list_presets', 'did_you_mean', 'checked_config', 'parse_yaml', 'load_preset', 'parse_value',
+           'split_top_level', 'parse_overrides', 'apply_override', 'expand', 'fresh_folder', 'save_run_figures',
+           'train_command', 'error_line', 'main']
 
 # %% ../nbs/09_cli.ipynb #b85f668d
 def presets_dir():
@@ -34,6 +35,13 @@ def did_you_mean(word:str, choices) -> str:
     "' (did you mean X?)' with the closest of `choices` to `word` (difflib), or '' when none is close."
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]}?)" if close else ''
+
+def checked_config(cfg:dict) -> dict:
+    "`check_config(cfg)`, naming for a misspelt key the closest known key."
+    from vae_nb.train import DEFAULTS, check_config
+    for k in cfg:
+        if k not in DEFAULTS: raise ValueError(f"Unknown config key '{k}'{did_you_mean(k, DEFAULTS)}. Allowed: {', '.join(DEFAULTS)}")
+    return check_config(cfg)
 
 def parse_yaml(text:str, source) -> dict:
     "The mapping of config keys in YAML `text`; malformed YAML raises `ValueError` naming `source`, the line and the column."
@@ -63,7 +71,7 @@ def parse_value(text:str):
     "A command-line value: YAML, with `1e-3`-style numbers as floats."
     if _FLOAT.match(text.strip()): return float(text)
     try: return yaml.safe_load(text)
-    except yaml.YAMLError as e: raise ValueError(f"Cannot parse value {text!r}: {e}") from e
+    except yaml.YAMLError as e: raise ValueError(f"Cannot parse value {text!r} as YAML: {getattr(e, 'problem', None) or e}") from e
 
 def split_top_level(text:str, sep:str=',') -> list:
     "Split `text` on `sep` outside brackets, braces and quotes."
@@ -144,14 +152,14 @@ def save_run_figures(model, dls, out:Path) -> list:
 
 def train_command(preset:str, overrides:list, multirun:bool=False) -> list:
     "Train the runs that `preset` and the overrides describe; returns their folders. Everything is checked before the first run starts."
-    from vae_nb.train import check_config, fit_vae
+    from vae_nb.train import fit_vae
     base = load_preset(preset)
     name = Path(preset).stem
     plans = []
     for cfg, label in expand(base, parse_overrides(overrides, multirun)):
         root = Path(cfg.get('out') or Path('runs')/name)
         out = root/label if label else root
-        plans.append((check_config({**cfg, 'out': str(out)}), out))           # all checked before any training
+        plans.append((checked_config({**cfg, 'out': str(out)}), out))           # all checked before any training
     done = []
     for cfg, out in plans:
         out = fresh_folder(out)
@@ -187,31 +195,43 @@ def _parser():
     s.add_argument('preset'); s.add_argument('overrides', nargs='*')
     return p
 
+def error_line(e:Exception) -> str:
+    "What `vae-nb` says about `e`, on one line: the message, with the type and a hint for an unexpected exception."
+    msg = ' '.join(l.strip() for l in str(e).splitlines() if l.strip())
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        msg = f"Malformed YAML, line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}: {e.problem}"
+    if isinstance(e, (ValueError, OSError, RuntimeError, yaml.YAMLError)): return msg
+    return f"{type(e).__name__}: {msg} (VAE_NB_DEBUG=1 shows the traceback)"
+
+def _run(args):
+    "Run the parsed command `args`."
+    if args.command == 'train': train_command(args.preset, args.overrides, args.multirun)
+    elif args.command == 'presets':
+        for k, v in list_presets().items(): print(f'{k:20} {v}')
+    elif args.command == 'config':
+        [(cfg, _)] = expand(load_preset(args.preset), parse_overrides(args.overrides))
+        print(yaml.safe_dump(checked_config(cfg), sort_keys=False), end='')
+    elif args.command == 'evaluate':
+        from vae_nb.evaluate import evaluate_command
+        from vae_nb.train import load_run
+        evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
+        model, dls, _ = load_run(args.run, args.which)
+        print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))
+    elif args.command == 'bench':
+        from vae_nb.benchmarks import machine, report, speed_benchmark
+        print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads, args.device)))
+    elif args.command == 'compare':
+        from vae_nb.evaluate import compare_command
+        compare_command(args.runs, out=args.out, k=args.k, iw_n=args.iw_n or None)
+
 def main(argv:list|None=None) -> int:
-    "Entry point of the `vae-nb` command."
+    """Entry point of the `vae-nb` command: 0 on success; on bad input one line `vae-nb: error: ...` on stderr and 2
+    (1 for an unexpected exception), no traceback unless the environment sets `VAE_NB_DEBUG=1`."""
     matplotlib.use('Agg')
     args = _parser().parse_args(argv)
-    try:
-        if args.command == 'train': train_command(args.preset, args.overrides, args.multirun)
-        elif args.command == 'presets':
-            for k, v in list_presets().items(): print(f'{k:20} {v}')
-        elif args.command == 'config':
-            from vae_nb.train import check_config
-            [(cfg, _)] = expand(load_preset(args.preset), parse_overrides(args.overrides))
-            print(yaml.safe_dump(check_config(cfg), sort_keys=False), end='')
-        elif args.command == 'evaluate':
-            from vae_nb.evaluate import evaluate_command
-            from vae_nb.train import load_run
-            evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
-            model, dls, _ = load_run(args.run, args.which)
-            print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))
-        elif args.command == 'bench':
-            from vae_nb.benchmarks import machine, report, speed_benchmark
-            print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads, args.device)))
-        elif args.command == 'compare':
-            from vae_nb.evaluate import compare_command
-            compare_command(args.runs, out=args.out, k=args.k, iw_n=args.iw_n or None)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"vae-nb: error: {e}", file=sys.stderr)
-        return 2
+    try: _run(args)
+    except Exception as e:
+        if os.environ.get('VAE_NB_DEBUG', '') not in ('', '0'): raise
+        print(f"vae-nb: error: {error_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, (ValueError, OSError, RuntimeError, yaml.YAMLError)) else 1
     return 0
