@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #ca1fd01c
 from __future__ import annotations
-import argparse, difflib, importlib.resources, itertools, json, os, re, sys, traceback
+import argparse, difflib, importlib.resources, itertools, json, os, re, sys
 from pathlib import Path
 
 import yaml
@@ -195,12 +195,14 @@ def _parser():
     s.add_argument('preset'); s.add_argument('overrides', nargs='*')
     return p
 
+_BAD_INPUT = (ValueError, OSError, RuntimeError, yaml.YAMLError)   # what bad input raises: exit status 2, the message alone
+
 def error_line(e:Exception) -> str:
     "What `vae-nb` says about `e`, on one line: the message, with the type and a hint for an unexpected exception."
     msg = ' '.join(l.strip() for l in str(e).splitlines() if l.strip())
     if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
         msg = f"Malformed YAML, line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}: {e.problem}"
-    if isinstance(e, (ValueError, OSError, RuntimeError, yaml.YAMLError)): return msg
+    if isinstance(e, _BAD_INPUT): return msg
     return f"{type(e).__name__}: {msg} (VAE_NB_DEBUG=1 shows the traceback)"
 
 def _run(args):
@@ -233,5 +235,5 @@ def main(argv:list|None=None) -> int:
     except Exception as e:
         if os.environ.get('VAE_NB_DEBUG', '') not in ('', '0'): raise
         print(f"vae-nb: error: {error_line(e)}", file=sys.stderr)
-        return 2 if isinstance(e, (ValueError, OSError, RuntimeError, yaml.YAMLError)) else 1
+        return 2 if isinstance(e, _BAD_INPUT) else 1
     return 0
