@@ -5,8 +5,11 @@ import pytest, yaml
 
 from vae_nb.cli import list_presets, main
 
-def vae_nb(*args, cwd=None, data=None):
-    env = dict(os.environ, MPLBACKEND='Agg')
+OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}  # downloads fail at once
+
+def vae_nb(*args, cwd=None, data=None, **env_vars):
+    env = {k: v for k, v in os.environ.items() if k != 'VAE_NB_DEBUG'}
+    env.update(MPLBACKEND='Agg', **env_vars)
     if data is not None: env['VAE_NB_DATA'] = str(data)
     cmd = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
     r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
@@ -45,7 +48,7 @@ BAD = [
     (['bottleneck=dirichlet', 'latent_dim=1'], "latent_dim"),
     (['bottleneck=cc', 'latent_dim=1'], "latent_dim"),
     (['epochs=0'], "epochs must be >= 1, got 0"),
-    (['lattent_dim=3'], "Unknown config key 'lattent_dim' (did you mean latent_dim?)"),
+    (['lattent_dim=3'], "Unknown config key 'lattent_dim' (did you mean latent_dim?). Keys: bottleneck, "),
     (['kl_anneal=cosine'], "Unknown kl_anneal 'cosine'. Allowed"),
     (['device=tpu'], "Unknown device 'tpu'. Allowed: auto"),
 ]
@@ -62,6 +65,74 @@ def test_bad_input_fails_before_any_data_loads(overrides, message, empty_data, t
 def test_unknown_preset(empty_data, capsys):
     code, out, err = run_main(capsys, 'train', 'nope')
     assert code == 2 and "No preset 'nope'" in err
+
+def error_of(code, out, err):
+    "The one error line of a failed command (checked: non-zero exit, one `vae-nb: error:` line ending stderr, no traceback)."
+    assert code != 0 and 'Traceback' not in err, err
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith('vae-nb: error: ') and err.count('vae-nb: error:') == 1, err
+    return code, lines[-1]
+
+def test_errors_are_one_line_with_the_closest_name(empty_data):
+    presets = ', '.join(list_presets())
+    assert error_of(*vae_nb('train', 'qiuck')) == (
+        2, f"vae-nb: error: No preset 'qiuck' (did you mean quick?). Presets: {presets} (or give a path to a .yaml file)")
+    from vae_nb.config import config_fields
+    assert error_of(*vae_nb('config', 'quick', 'lattent_dim=3')) == (
+        2, f"vae-nb: error: Unknown config key 'lattent_dim' (did you mean latent_dim?). Keys: {', '.join(config_fields())}")
+    assert error_of(*vae_nb('config', 'quick', 'latent_dim=0')) == (2, "vae-nb: error: latent_dim must be >= 1, got 0")
+    assert error_of(*vae_nb('config', 'quick', 'latent_dim=[1,')) == (
+        2, "vae-nb: error: Cannot parse value '[1,' as YAML: expected the node content, but found '<stream end>'")
+    assert error_of(*vae_nb('config', 'quick', 'dataset_kwargs=3')) == (2, "vae-nb: error: dataset_kwargs must be of type dict, got 3")
+    assert list(empty_data.iterdir()) == []
+
+def test_malformed_yaml_names_file_line_and_column(tmp_path, empty_data):
+    (tmp_path/'my.yaml').write_text('# my experiment\nepochs: 3\nlr: [0.001\nbeta: 2\n')
+    assert error_of(*vae_nb('train', 'my.yaml', cwd=tmp_path)) == (
+        2, "vae-nb: error: Malformed YAML in my.yaml, line 4, column 5: expected ',' or ']', but got ':'")
+    assert error_of(*vae_nb('train', 'nothere.yaml', cwd=tmp_path)) == (2, "vae-nb: error: No preset file nothere.yaml: there is no such file")
+    assert not (tmp_path/'runs').exists()
+
+def test_debug_shows_the_traceback(tmp_path, empty_data):
+    code, out, err = vae_nb('config', 'quick', 'latent_dim=0', cwd=tmp_path, VAE_NB_DEBUG='1')
+    assert code != 0 and 'Traceback' in err and 'ValueError: latent_dim must be >= 1, got 0' in err, err
+    assert 'vae-nb: error:' not in err
+
+def test_missing_and_damaged_dataset_files(tmp_path):
+    "An empty data root, and one whose MNIST download was cut short, with downloads impossible (as offline)."
+    run = ['train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true']
+    empty = tmp_path/'empty'
+    code, line = error_of(*vae_nb(*run, f'out={tmp_path}/a', cwd=tmp_path, data=empty, **OFFLINE))
+    files = 'train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz'
+    assert (code, line) == (2, f"vae-nb: error: The 'MNIST' dataset is not in the data root and could not be downloaded "
+                               f"(RuntimeError: Error downloading train-images-idx3-ubyte.gz:). Expected {files} in {empty}/MNIST/raw: "
+                               f"download them there, or point $VAE_NB_DATA at a folder that has them.")
+    from vae_nb.data import data_root
+    raw = tmp_path/'damaged'/'MNIST'/'raw'
+    raw.mkdir(parents=True)
+    for f in files.split(', '): (raw/f).write_bytes((data_root()/'MNIST'/'raw'/f).read_bytes())
+    (raw/'train-images-idx3-ubyte.gz').write_bytes((raw/'train-images-idx3-ubyte.gz').read_bytes()[:1_000_000])
+    code, line = error_of(*vae_nb(*run, f'out={tmp_path}/b', cwd=tmp_path, data=tmp_path/'damaged', **OFFLINE))
+    assert (code, line) == (2, f"vae-nb: error: The 'MNIST' dataset file {raw}/train-images-idx3-ubyte.gz is there but damaged "
+                               f"(its MD5 checksum is not the published one: a download cut short?). Delete it, and the next run downloads it again.")
+
+def test_bad_run_folders_and_checkpoints(tmp_path):
+    "Not a run folder, a run folder without checkpoints or with a malformed config, a checkpoint of another model."
+    assert vae_nb('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
+    (tmp_path/'notrun').mkdir()
+    assert error_of(*vae_nb('evaluate', 'notrun', cwd=tmp_path)) == (2, "vae-nb: error: notrun is not a run folder (no config.yaml)")
+    import shutil
+    for name in ('nock', 'badcfg', 'other'): shutil.copytree(tmp_path/'r', tmp_path/name)
+    shutil.rmtree(tmp_path/'nock'/'checkpoints')
+    assert error_of(*vae_nb('evaluate', 'nock', cwd=tmp_path)) == (2, "vae-nb: error: No checkpoint at nock/checkpoints/best.pt")
+    with open(tmp_path/'badcfg'/'config.yaml', 'a') as f: f.write('notes: [unfinished\n')
+    n = len((tmp_path/'badcfg'/'config.yaml').read_text().splitlines())
+    assert error_of(*vae_nb('evaluate', 'badcfg', cwd=tmp_path)) == (
+        2, f"vae-nb: error: Malformed YAML in badcfg/config.yaml, line {n + 1}, column 1: expected ',' or ']', but got '<stream end>'")
+    cfg = (tmp_path/'other'/'config.yaml').read_text()
+    (tmp_path/'other'/'config.yaml').write_text(cfg.replace('latent_dim: 2\n', 'latent_dim: 5\n'))
+    code, line = error_of(*vae_nb('evaluate', 'other', cwd=tmp_path))
+    assert code == 2 and line.startswith("vae-nb: error: The checkpoint does not match this model (decoder.net.0.weight: checkpoint (256, 2) vs model (256, 5);"), line
 
 def test_the_installed_command_reports_bad_input(empty_data):
     "The real console entry point, in its own process: message on stderr, exit status 2, no traceback."

@@ -15,3 +15,44 @@ def test_every_exported_name_has_a_docstring(name):
     missing = [n for n in public if (inspect.isfunction(getattr(mod, n)) or inspect.isclass(getattr(mod, n)))
                and not inspect.getdoc(getattr(mod, n))]
     assert not missing, f"{name}: no docstring on {missing}"
+
+def _wheel_install(tmp_path):
+    """The package as `pip install vae_nb` / `pip install git+URL` installs it: a wheel built from this checkout, installed
+    (not editable, no dependencies) into a fresh virtual environment that borrows the dependencies (torch, fastai, ...)
+    of this one through a `.pth` file. Returns the new environment's `bin/` and `site-packages/` folders."""
+    import shutil, subprocess, sys, sysconfig, venv
+    from pathlib import Path
+    root = Path(__file__).parent.parent
+    if not shutil.which('git') or subprocess.run([sys.executable, '-m', 'pip', '--version'], capture_output=True).returncode:
+        pytest.skip('no pip here to build and install a wheel')
+    try: import setuptools  # noqa: F401 (the build backend, used without build isolation: no download)
+    except ImportError: pytest.skip('setuptools is not installed: cannot build a wheel offline')
+    src = tmp_path/'src'          # a copy of the tracked files, as `pip install git+URL` sees them
+    src.mkdir()
+    subprocess.run(f'git -C {root} ls-files -z | xargs -0 cp --parents -t {src}', shell=True, check=True, cwd=root)
+    dist = tmp_path/'dist'
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', dist, src], check=True)
+    env = tmp_path/'venv'
+    venv.EnvBuilder(with_pip=False).create(env)
+    site = next(env.glob('lib/python*/site-packages'))
+    (site/'_deps.pth').write_text(''.join(f'{p}\n' for p in {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']}))
+    [wheel] = dist.glob('vae_nb-*.whl')
+    subprocess.run([sys.executable, '-m', 'pip', '--python', env/'bin'/'python', 'install', '--no-deps', '-q', wheel], check=True)
+    return env/'bin', site
+
+def test_the_wheel_installs_and_runs_its_presets(tmp_path):
+    "Built, installed and run outside the checkout, the package finds its presets (package data) and reads them."
+    import os, subprocess
+    bin_, site = _wheel_install(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    elsewhere = tmp_path/'elsewhere'
+    elsewhere.mkdir()
+    run = lambda *a: subprocess.run(a, capture_output=True, text=True, cwd=elsewhere, env=env)
+    r = run(bin_/'python', '-c', 'import vae_nb; print(vae_nb.__file__)')
+    assert r.stdout.strip().startswith(str(site)), (r.stdout, r.stderr)           # the wheel's copy, not the checkout
+    r = run(bin_/'vae-nb', 'presets')
+    assert r.returncode == 0, r.stderr
+    names = [l.split()[0] for l in r.stdout.splitlines()]
+    assert 'quick' in names and len(names) >= 10, r.stdout
+    r = run(bin_/'vae-nb', 'config', 'quick', 'epochs=3')
+    assert r.returncode == 0 and 'epochs: 3' in r.stdout, r.stderr

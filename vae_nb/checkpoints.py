@@ -16,7 +16,7 @@ from fastai.learner import Learner
 from fastai.torch_core import get_random_states, set_random_states
 
 from .callbacks import EpochEndCallback, LeanCallback, global_epoch
-from .config import VAEConfig, as_plain, check_config, dls_from_config, model_from_config, model_keys
+from .config import VAEConfig, as_plain, check_config, dls_from_config, model_from_config, model_keys, parse_yaml
 
 # %% auto #0
 __all__ = ['rng_state', 'set_rng_state', 'Checkpoints', 'RunEpochs', 'load_checkpoint', 'check_resumable', 'restore_weights',
@@ -121,7 +121,7 @@ def load_run(folder:str|Path, which:str='best', device='cpu'):
     "Model (weights from `checkpoints/{which}.pt`), `DataLoaders` and `VAEConfig` of the run folder `folder`."
     folder = Path(folder)
     if not (folder/'config.yaml').exists(): raise FileNotFoundError(f"{folder} is not a run folder (no config.yaml)")
-    c = check_config(yaml.safe_load((folder/'config.yaml').read_text()))
+    c = check_config(parse_yaml((folder/'config.yaml').read_text(), folder/'config.yaml'))
     state = load_checkpoint(folder/'checkpoints'/f'{which}.pt')
     dls = dls_from_config(c, device)
     model = model_from_config(c, dls)

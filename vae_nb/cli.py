@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #ca1fd01c
 from __future__ import annotations
-import argparse, itertools, json, re, sys
+import argparse, itertools, json, os, re, sys
 from pathlib import Path
 
 import yaml
@@ -15,7 +15,7 @@ import matplotlib
 from .config import apply_override, as_plain, check_config, list_presets, load_preset, parse_overrides
 
 # %% auto #0
-__all__ = ['expand', 'fresh_folder', 'train_command', 'main']
+__all__ = ['expand', 'fresh_folder', 'train_command', 'error_line', 'main']
 
 # %% ../nbs/09_cli.ipynb #3c5cb8d1
 def expand(cfg:dict, overrides:dict) -> list:
@@ -68,7 +68,7 @@ def _parser():
     p = argparse.ArgumentParser(prog='vae-nb', description='Train, evaluate and compare VAEs (vae_nb).')
     sub = p.add_subparsers(dest='command', required=True)
     t = sub.add_parser('train', help='train from a preset (name or .yaml) plus key=value overrides')
-    t.add_argument('preset', help='preset name from configs/ or a path to a YAML file')
+    t.add_argument('preset', help='preset name (see vae-nb presets) or a path to a YAML file')
     t.add_argument('overrides', nargs='*', help='key=value (YAML values; dotted keys set one dict entry)')
     t.add_argument('-m', '--multirun', action='store_true', help='comma-separated values are a sweep: one run each')
     e = sub.add_parser('evaluate', help='test metrics (ELBO, NLL, active units, probes) and figures of a run folder')
@@ -87,31 +87,46 @@ def _parser():
     s.add_argument('preset'); s.add_argument('overrides', nargs='*')
     return p
 
+_BAD_INPUT = (ValueError, OSError, RuntimeError, yaml.YAMLError)   # what bad input raises: exit status 2, the message alone
+
+def error_line(e:Exception) -> str:
+    "What `vae-nb` says about `e`, on one line: the message, with the type and a hint for an unexpected exception."
+    msg = ' '.join(l.strip() for l in str(e).splitlines() if l.strip())
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        msg = f"Malformed YAML, line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}: {e.problem}"
+    if isinstance(e, _BAD_INPUT): return msg
+    return f"{type(e).__name__}: {msg} (VAE_NB_DEBUG=1 shows the traceback)"
+
+def _run(args):
+    "Run the parsed command `args`."
+    if args.command == 'train': train_command(args.preset, args.overrides, args.multirun)
+    elif args.command == 'presets':
+        for k, v in list_presets().items(): print(f'{k:20} {v}')
+    elif args.command == 'config':
+        [(cfg, _)] = expand(load_preset(args.preset), parse_overrides(args.overrides))
+        print(yaml.safe_dump(as_plain(check_config(cfg)), sort_keys=False), end='')
+    elif args.command == 'evaluate':
+        from vae_nb.evaluate import evaluate_command
+        from vae_nb.checkpoints import load_run
+        from vae_nb.viz import save_run_figures
+        evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
+        model, dls, _ = load_run(args.run, args.which)
+        print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))
+    elif args.command == 'bench':
+        from vae_nb.benchmarks import machine, report, speed_benchmark
+        print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads, args.device)))
+    elif args.command == 'compare':
+        from vae_nb.evaluate import compare_command
+        compare_command(args.runs, out=args.out, k=args.k, iw_n=args.iw_n or None)
+
 def main(argv:list|None=None) -> int:
-    "Entry point of the `vae-nb` command."
+    """Entry point of the `vae-nb` command: 0 on success; on bad input one line `vae-nb: error: ...` on stderr and 2
+    (1 for an unexpected exception), no traceback unless the environment sets `VAE_NB_DEBUG=1`."""
     matplotlib.use('Agg')
     args = _parser().parse_args(argv)
-    try:
-        if args.command == 'train': train_command(args.preset, args.overrides, args.multirun)
-        elif args.command == 'presets':
-            for k, v in list_presets().items(): print(f'{k:20} {v}')
-        elif args.command == 'config':
-            [(cfg, _)] = expand(load_preset(args.preset), parse_overrides(args.overrides))
-            print(yaml.safe_dump(as_plain(check_config(cfg)), sort_keys=False), end='')
-        elif args.command == 'evaluate':
-            from vae_nb.evaluate import evaluate_command
-            from vae_nb.checkpoints import load_run
-            from vae_nb.viz import save_run_figures
-            evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
-            model, dls, _ = load_run(args.run, args.which)
-            print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))
-        elif args.command == 'bench':
-            from vae_nb.benchmarks import machine, report, speed_benchmark
-            print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads, args.device)))
-        elif args.command == 'compare':
-            from vae_nb.evaluate import compare_command
-            compare_command(args.runs, out=args.out, k=args.k, iw_n=args.iw_n or None)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"vae-nb: error: {e}", file=sys.stderr)
-        return 2
+    try: _run(args)
+    except Exception as e:
+        if os.environ.get('VAE_NB_DEBUG', '') not in ('', '0'): raise
+        print(f"vae-nb: error: {error_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, _BAD_INPUT) else 1
     return 0

@@ -22,8 +22,8 @@ from .models import ARCHS, VAE, build_vae, bottleneck_names, get_bottleneck
 # %% auto #0
 __all__ = ['DEVICES', 'SCHEDULES', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
            'check_value', 'check_config', 'prior_kwargs', 'as_plain', 'dls_from_config', 'model_from_config',
-           'presets_dir', 'list_presets', 'load_preset', 'parse_value', 'split_top_level', 'parse_overrides',
-           'apply_override']
+           'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value', 'split_top_level',
+           'parse_overrides', 'apply_override']
 
 # %% ../nbs/04a_config.ipynb #a7c39387
 def opt(default, doc:str, choices=None, low=None, high=None, model:bool=False):
@@ -180,21 +180,33 @@ def list_presets() -> dict:
         out[f.stem] = text.splitlines()[0].lstrip('# ').strip() if text else ''
     return out
 
-def load_preset(name:str|Path) -> dict:
-    "The config keys in preset `name` (a name from `list_presets()` or a path to a YAML file), each checked against `VAEConfig`."
-    p = Path(name)
-    if p.suffix not in ('.yaml', '.yml'): p = presets_dir()/f'{name}.yaml'
-    if not p.exists():
-        raise FileNotFoundError(f"No preset '{name}'. Presets: {', '.join(list_presets())} (or give a path to a .yaml file)")
-    try: cfg = yaml.safe_load(p.read_text()) or {}
+def parse_yaml(text:str, source) -> dict:
+    "The mapping of config keys in YAML `text`; malformed YAML raises `ValueError` naming `source`, the line and the column."
+    try: cfg = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ''
-        raise ValueError(f"{p}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    if not isinstance(cfg, dict): raise ValueError(f"{p} must hold a mapping of config keys, got {type(cfg).__name__}")
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else f"{source}"
+        raise ValueError(f"Malformed YAML in {where}: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(cfg, dict): raise ValueError(f"{source} must hold a mapping of config keys, got {type(cfg).__name__}")
+    return cfg
+
+def load_preset(name:str|Path) -> dict:
+    "The config keys in preset `name` (a name from `list_presets()` or a path to a YAML file), each checked against `VAEConfig`."
+    if Path(name).suffix in ('.yaml', '.yml'):
+        if not Path(name).is_file(): raise FileNotFoundError(f"No preset file {name}: there is no such file")
+        source, text = name, Path(name).read_text()
+    else:
+        f = presets_dir()/f'{name}.yaml'
+        if not f.is_file():
+            names = list_presets()
+            near = difflib.get_close_matches(str(name), list(names), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ''
+            raise FileNotFoundError(f"No preset '{name}'{hint}. Presets: {', '.join(names)} (or give a path to a .yaml file)")
+        source, text = f'preset {name}', f.read_text()
+    cfg = parse_yaml(text, source)
     for k, v in cfg.items():
         try: check_value(k, v)
-        except ValueError as e: raise ValueError(f"{p}: {e}") from None
+        except ValueError as e: raise ValueError(f"{source}: {e}") from None
     return cfg
 
 # %% ../nbs/04a_config.ipynb #aa74a39c
@@ -204,7 +216,7 @@ def parse_value(text:str):
     "A command-line value: YAML, with `1e-3`-style numbers as floats."
     if _FLOAT.match(text.strip()): return float(text)
     try: return yaml.safe_load(text)
-    except yaml.YAMLError as e: raise ValueError(f"Cannot parse value {text!r}: {e}") from e
+    except yaml.YAMLError as e: raise ValueError(f"Cannot parse value {text!r} as YAML: {getattr(e, 'problem', None) or e}") from None
 
 def split_top_level(text:str, sep:str=',') -> list:
     "Split `text` on `sep` outside brackets, braces and quotes."

@@ -21,10 +21,10 @@ from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device
 
 # %% auto #0
-__all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'RawSplits', 'register_dataset', 'load_mnist', 'load_fashion_mnist',
-           'load_emnist', 'load_cifar10', 'load_medmnist', 'load_folder', 'load_digits', 'ImageTensors', 'Splits',
-           'check_dataset_name', 'dataset_vocab', 'check_classes', 'load_splits', 'TensorDL', 'show_image_grid',
-           'get_dls']
+__all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'DatasetDamagedError', 'RawSplits', 'register_dataset', 'load_mnist',
+           'load_fashion_mnist', 'load_emnist', 'load_cifar10', 'load_medmnist', 'load_folder', 'load_digits',
+           'ImageTensors', 'Splits', 'check_dataset_name', 'dataset_vocab', 'check_classes', 'load_splits', 'TensorDL',
+           'show_image_grid', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #f8d2e62e
 def data_root(root:str|Path|None=None) -> Path:
@@ -39,15 +39,31 @@ def data_root(root:str|Path|None=None) -> Path:
 class DatasetNotFoundError(FileNotFoundError):
     "A dataset's files are neither in the data root nor downloadable."
 
-def _load_or_download(make:Callable, name:str, expected:str):
-    "Call `make(download=False)`, then `make(download=True)`; on failure raise `DatasetNotFoundError` naming `expected`."
+class DatasetDamagedError(OSError):
+    "A dataset's file is in the data root but damaged (a download cut short, say): deleting it lets it download again."
+
+def _damaged(files) -> list:
+    "The files of `files`, `(path, md5)` pairs, that are there but whose MD5 checksum is not the published one."
+    from torchvision.datasets.utils import check_integrity
+    return [Path(f) for f, md5 in files if Path(f).is_file() and not check_integrity(str(f), md5)]
+
+def _load_or_download(make:Callable, name:str, expected:str, files:list=()):
+    """Call `make(download=False)`, then `make(download=True)`. On failure raise `DatasetDamagedError` naming a file of
+    `files` (the downloads as `(path, md5)` pairs) that is there but damaged, else `DatasetNotFoundError` naming `expected`."""
     try: return make(download=False)
-    except (RuntimeError, FileNotFoundError, OSError): pass
+    except Exception: pass                       # missing, or unreadable: the download (or its checks) says which
     try: return make(download=True)
     except Exception as e:
-        raise DatasetNotFoundError(
-            f"Could not load or download the '{name}' dataset ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]}).\n"
-            f"Expected files: {expected}.\nDownload them and put them there, or point $VAE_NB_DATA at a folder that has them.") from e
+        why = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+        if bad := _damaged(files):
+            more = f" (and {', '.join(f.name for f in bad[1:])})" if len(bad) > 1 else ''
+            raise DatasetDamagedError(f"The '{name}' dataset file {bad[0]}{more} is there but damaged (its MD5 checksum is not "
+                                      f"the published one: a download cut short?). Delete it, and the next run downloads it again.") from e
+        if files and all(Path(f).is_file() for f, _ in files):
+            raise DatasetDamagedError(f"The '{name}' dataset files ({expected}) are there and intact, but the files unpacked from "
+                                      f"them next to them cannot be read ({why}). Delete the unpacked files, and the next run unpacks them again.") from e
+        raise DatasetNotFoundError(f"The '{name}' dataset is not in the data root and could not be downloaded ({why}). "
+                                   f"Expected {expected}: download them there, or point $VAE_NB_DATA at a folder that has them.") from e
 
 # %% ../nbs/01_data.ipynb #a48c52f7
 @dataclass
@@ -91,9 +107,10 @@ def load_fashion_mnist(root, **kwargs) -> RawSplits:
     return _mnist_like(tvd.FashionMNIST, root)
 
 def _mnist_like(cls, root) -> RawSplits:
-    expected = f"{_idx_resources(cls)} in {Path(root)/cls.__name__/'raw'}"
+    raw = Path(root)/cls.__name__/'raw'
+    expected = f"{_idx_resources(cls)} in {raw}"
     make = lambda train: _load_or_download(lambda download: cls(str(root), train=train, download=download),
-                                           cls.__name__, expected)
+                                           cls.__name__, expected, [(raw/f, md5) for f, md5 in cls.resources])
     tr, te = make(True), make(False)
     return RawSplits((_as_nchw(tr.data), _labels(tr.targets)), (_as_nchw(te.data), _labels(te.targets)), list(tr.classes))
 
@@ -105,7 +122,7 @@ def load_emnist(root, split:str='balanced', **kwargs) -> RawSplits:
     raw = Path(root)/'EMNIST'/'raw'
     expected = f"emnist-{split}-{{train,test}}-{{images-idx3,labels-idx1}}-ubyte in {raw} (from the EMNIST gzip.zip)"
     make = lambda train: _load_or_download(lambda download: EMNIST(str(root), split=split, train=train, download=download),
-                                           'EMNIST', expected)
+                                           'EMNIST', expected, [(raw/EMNIST.url.rpartition('/')[2], EMNIST.md5)])
     tr, te = make(True), make(False)
     upright = lambda d: _as_nchw(d.data.transpose(-1, -2))  # EMNIST stores images transposed
     return RawSplits((upright(tr), _labels(tr.targets)), (upright(te), _labels(te.targets)), list(tr.classes))
@@ -116,7 +133,7 @@ def load_cifar10(root, **kwargs) -> RawSplits:
     from torchvision.datasets import CIFAR10
     expected = f"{CIFAR10.base_folder}/data_batch_1..5 and test_batch (from {CIFAR10.filename}) in {root}"
     make = lambda train: _load_or_download(lambda download: CIFAR10(str(root), train=train, download=download),
-                                           'CIFAR10', expected)
+                                           'CIFAR10', expected, [(Path(root)/CIFAR10.filename, CIFAR10.tgz_md5)])
     tr, te = make(True), make(False)
     return RawSplits((_as_nchw(tr.data), _labels(tr.targets)), (_as_nchw(te.data), _labels(te.targets)), list(tr.classes))
 
