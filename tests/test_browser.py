@@ -2,7 +2,8 @@
 Selenium. The browser runs a notebook that trains a tiny 2-D Gaussian VAE and shows `LatentExplorer`, then drags a
 slider and clicks a cell of the 2-D pad; each must change the decoded image, the images must be shown at their own
 size (not stretched), the sliders must read what Python set, and the browser log must hold no error.
-Screenshots go to `$VAE_NB_BROWSER_ARTIFACTS` (default: pytest's tmp folder).
+Needs MNIST under `$VAE_NB_DATA`, like the other end-to-end tests. Screenshots go to `$VAE_NB_BROWSER_ARTIFACTS`
+(default: pytest's tmp folder). About 30 s on 2 CPU cores.
 
 Skipped, with the reason, where Chromium, chromedriver, Selenium or JupyterLab is missing: on Debian
 `tools/ci_browser_setup.sh` installs Chromium and its driver, and `pip install -e ".[dev]"` the rest."""
@@ -68,7 +69,7 @@ def lab(tmp_path):
     page.parent.mkdir(parents=True)
     page.write_text(json.dumps({'disabledExtensions': {'@jupyterlab/debugger-extension': True}}))
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home/'config'), JUPYTER_RUNTIME_DIR=str(home/'runtime'),
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home/'config'), JUPYTER_DATA_DIR=str(home/'data'), JUPYTER_RUNTIME_DIR=str(home/'runtime'),
                JUPYTERLAB_SETTINGS_DIR=str(home/'settings'), JUPYTERLAB_WORKSPACES_DIR=str(home/'workspaces'),
                OMP_NUM_THREADS='1', MPLBACKEND='Agg', PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')])))
     log = (tmp_path/'jupyterlab.log').open('w')
@@ -112,10 +113,12 @@ def artifacts(tmp_path):
     return d
 
 def wait_for(what, fn, timeout=60., every=0.1):
-    "Poll `fn` until it returns something truthy; fail naming `what` after `timeout` seconds."
+    "Poll `fn` until it returns something truthy (an element JupyterLab redrew meanwhile counts as not yet); fail naming `what` after `timeout` seconds."
+    from selenium.common.exceptions import StaleElementReferenceException
     deadline = time.monotonic() + timeout
     while True:
-        v = fn()
+        try: v = fn()
+        except StaleElementReferenceException: v = None
         if v: return v
         if time.monotonic() > deadline: pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
@@ -129,16 +132,17 @@ fetch(img.src).then(r => r.arrayBuffer()).then(b => {
   done({src: img.src, png: btoa(s), shown: [r.width, r.height], natural: [img.naturalWidth, img.naturalHeight]});
 }).catch(e => done({error: String(e)}));"""
 
-def image(driver, selector:str) -> dict:
-    "The PNG bytes a widget image in the page holds (fetched from its `src`), with its shown and natural sizes."
+def image(driver, selector:str) -> dict|None:
+    "The PNG bytes a widget image in the page holds (fetched from its `src`), with its shown and natural sizes (None before it has any)."
     r = driver.execute_async_script(FETCH_IMG, selector)
-    assert r is not None and 'error' not in r, f"could not read the image {selector}: {r}"
+    if r is None: return None
+    assert 'error' not in r, f"could not read the image {selector}: {r['error']}"
     return {**r, 'png': base64.b64decode(r['png'])}
 
 def changed(driver, selector:str, before:dict):
     "The image at `selector` once its bytes differ from `before` (else None)."
     now = image(driver, selector)
-    return now if now['png'] != before['png'] else None
+    return now if now and now['png'] != before['png'] else None
 
 def code_text(driver) -> str:
     return driver.find_element('css selector', '.vae-explorer-code').text.strip()
@@ -184,7 +188,7 @@ def check_own_size(d, selectors=IMAGES):
     "Each image is shown at its PNG's own size: nothing stretched, nothing scaled up."
     from PIL import Image
     for sel in selectors:
-        im = wait_for(f'the image {sel}', lambda: (r := image(d, sel))['png'] and r)
+        im = wait_for(f'the image {sel}', lambda: image(d, sel))
         size = Image.open(io.BytesIO(im['png'])).size
         assert tuple(im['natural']) == size and tuple(round(v) for v in im['shown']) == size, \
             f"{sel}: a {size[0]}×{size[1]} PNG shown at {im['shown'][0]:.0f}×{im['shown'][1]:.0f}"
