@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/explore.html.md"""
 
 # %% ../nbs/08_explore.ipynb #fea02998
 from __future__ import annotations
-import io
+import io, math
 
 import numpy as np
 import torch
@@ -18,10 +18,10 @@ from torchvision.utils import make_grid
 from torchvision.transforms.functional import to_pil_image
 
 from .models import VAE, Bottleneck
-from .viz import interpolate, prior_range
+from .viz import grid_2d, interpolate, prior_range
 
 # %% auto #0
-__all__ = ['to_png', 'from_png', 'on_simplex', 'latent_ranges', 'LatentExplorer']
+__all__ = ['to_png', 'from_png', 'on_simplex', 'latent_ranges', 'slider_grid', 'step_decimals', 'LatentExplorer']
 
 # %% ../nbs/08_explore.ipynb #f67a8077
 def to_png(x:torch.Tensor, data_range:tuple=(0., 1.), scale:int=1, nrow:int=8, pad:int=0, pad_value:float=1.) -> bytes:
@@ -65,18 +65,35 @@ def latent_ranges(model:VAE, codes:torch.Tensor|None=None, q:float=0.02) -> tupl
     return lo, torch.maximum(hi, lo + 1e-3)
 
 # %% ../nbs/08_explore.ipynb #67a99aa0
+def slider_grid(lo:float, hi:float, min_steps:int=100) -> tuple:
+    "`(min, max, step)` of a slider over `[lo, hi]`: the largest round step (1, 2 or 5 × 10^k) giving at least `min_steps` steps, and the range widened to whole multiples of it, so 0 is on the grid a browser snaps values to."
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi): raise ValueError(f"slider_grid needs finite lo < hi, got lo={lo}, hi={hi}")
+    e = math.floor(math.log10((hi - lo) / min_steps))
+    step = max(m * 10.0**e for m in (1, 2, 5) if m * 10.0**e <= (hi - lo) / min_steps * (1 + 1e-9))
+    d = step_decimals(step)
+    return round(math.floor(lo / step + 1e-9) * step, d) + 0., round(math.ceil(hi / step - 1e-9) * step, d) + 0., round(step, d)
+
+def step_decimals(step:float) -> int:
+    "The decimals that show every value of a grid of `step` exactly (2 for 0.02, 3 for 0.005, 0 for 5)."
+    return max(0, math.ceil(-math.log10(step) - 1e-9))
+
+# %% ../nbs/08_explore.ipynb #b41f2840
 class LatentExplorer(widgets.VBox):
-    """An ipywidgets panel for a trained `VAE`: one slider per latent dimension (plus a 2-D pad for a 2-D latent on $\\mathbb R^2$),
-    a class selector for a conditional model, the decoded image updating live, and the interpolation between two images of
-    `dls`' test set (or of `data=(x, y)`). Stock widgets only: works in Jupyter and Colab. Simplex codes: the sliders are
-    weights, renormalised to sum to one."""
+    """An ipywidgets panel for a trained `VAE`: one slider per latent dimension (for a 2-D latent on $\\mathbb R^2$ also the
+    pad, the decoded grid whose cells are clicked), a class selector for a conditional model, the decoded image updating
+    live, and the interpolation between two images of `dls`' test set (or of `data=(x, y)`). Stock widgets only: works in
+    Jupyter and Colab. Simplex codes: the sliders are weights, renormalised to sum to one."""
     def __init__(self, model:VAE, dls=None, data:tuple|None=None, vocab:list|None=None, scale:int=4, n_steps:int=8,
                  pad:bool|None=None, pad_n:int=9, q:float=0.02, max_codes:int=2000):
         if not isinstance(model, VAE): raise TypeError(f"LatentExplorer needs a trained vae_nb VAE, got {type(model).__name__}")
+        if n_steps < 2: raise ValueError(f"n_steps must be >= 2 (the two ends of the interpolation), got {n_steps}")
         self.vae, bn = model.eval(), model.bottleneck
         self.device = next(model.parameters()).device
         self.data_range, self.scale, self.D = tuple(model.likelihood.data_range), scale, bn.latent_dim
         self.simplex = on_simplex(bn)
+        self.pad = (self.D == 2 and not self.simplex) if pad is None else pad
+        if self.pad and (self.D != 2 or self.simplex): raise ValueError("the 2-D pad needs a 2-D latent on R^2 (not the simplex)")
         if data is None and dls is not None:
             ds = dls[2].dataset
             data = ds.batch(torch.arange(len(ds), device=ds.x.device))
@@ -88,50 +105,92 @@ class LatentExplorer(widgets.VBox):
             self.cls = widgets.Dropdown(options=[(str(v), i) for i, v in enumerate(self.vocab[:model.n_classes])], value=0, description='class')
         codes = None
         if not bn.has_prior and self.x is not None: codes = self._encode(self.x[:max_codes], self.y[:max_codes])
-        self.lo, self.hi = latent_ranges(model, codes, q)
         init = codes.median(0).values if codes is not None else bn.prior().mean.detach().cpu()
-        self.sliders = [widgets.FloatSlider(value=float(v), min=float(a), max=float(b), step=float(b - a) / 200, readout_format='.2f',
-                                            description=f"{'w' if self.simplex else 'z'}{k + 1}") for k, (v, a, b) in enumerate(zip(init, self.lo, self.hi))]
-        self.code_text = widgets.HTML()
-        self.image = widgets.Image(format='png')
         self._quiet = False
-        for s in self.sliders: s.observe(self._update, 'value')
-        left = self.sliders + ([self.cls] if self.cls else []) + [self.code_text]
-        row = [widgets.VBox(left), self.image]
-        self.pad = (self.D == 2 and not self.simplex) if pad is None else pad
-        if self.pad:
-            if self.D != 2 or self.simplex: raise ValueError("the 2-D pad needs a 2-D latent on R^2 (not the simplex)")
-            self.pad_n, self.pad_image = pad_n, widgets.Image(format='png')
-            g1, g2 = (torch.linspace(float(self.lo[k]), float(self.hi[k]), pad_n) for k in (0, 1))
-            self.pad_codes = torch.stack(torch.meshgrid(g2.flip(0), g1, indexing='ij')[::-1], -1)    # (row, col, 2): z2 upwards
-            self.buttons = [widgets.Button(description='', tooltip=f"z = ({float(c[0]):.2f}, {float(c[1]):.2f})",
-                                           layout=widgets.Layout(width='20px', height='20px', padding='0', margin='1px'))
-                            for c in self.pad_codes.reshape(-1, 2)]
-            for i, b in enumerate(self.buttons): b.on_click(lambda _, i=i: self.set_code(self.pad_codes.reshape(-1, 2)[i]))
-            grid = widgets.GridBox(self.buttons, layout=widgets.Layout(grid_template_columns=f'repeat({pad_n}, 22px)'))
-            row += [self.pad_image, grid]
-        parts = [widgets.HTML('<b>Latent code</b>'), widgets.HBox(row)]
+        self.sliders = self._make_sliders(*latent_ranges(model, codes, q), init)
+        self.lo, self.hi = (torch.tensor([getattr(s, a) for s in self.sliders]) for a in ('min', 'max'))
+        self.code_text = widgets.HTML().add_class('vae-explorer-code')
+        self.image = self._image('vae-explorer-decoded')
+        left = widgets.VBox(self.sliders + ([self.cls] if self.cls else []) + [self.code_text], layout=widgets.Layout(flex='0 0 auto', margin='0 16px 0 0'))
+        row = [left, self._captioned('decoded', self.image)]
+        if self.pad: row.append(self._captioned('the decoded grid: click a tile', self._make_pad(pad_n)))
+        parts = [widgets.HTML('<b>Latent code</b>'), widgets.HBox(row, layout=widgets.Layout(flex_flow='row wrap', align_items='flex-start'))]
         self.ia = None
-        if self.x is not None:
-            n = len(self.x)
-            self.ia = widgets.BoundedIntText(value=0, min=0, max=n - 1, description='image a')
-            self.ib = widgets.BoundedIntText(value=min(1, n - 1), min=0, max=n - 1, description='image b')
-            if n_steps < 2: raise ValueError(f"n_steps must be >= 2 (the two ends of the interpolation), got {n_steps}")
-            self.t = widgets.FloatSlider(value=(n_steps - 1) // 2 / (n_steps - 1), min=0, max=1, step=1 / (n_steps - 1),
-                                         readout_format='.2f', description='t')
-            self.n_steps, self.interp_image, self.path_image = n_steps, widgets.Image(format='png'), widgets.Image(format='png')
-            for w in (self.ia, self.ib): w.observe(self._new_path, 'value')
-            self.t.observe(self._show_interp, 'value')
-            parts += [widgets.HTML(f'<b>Interpolation</b> between two of the {n} test images'),
-                      widgets.HBox([widgets.VBox([self.ia, self.ib, self.t]), self.interp_image]), self.path_image]
+        if self.x is not None: parts += self._make_interpolation(n_steps)
+        for s in self.sliders: s.observe(self._update, 'value')
         if self.cls: self.cls.observe(self._new_class, 'value')
         super().__init__(parts)
+        self.add_class('vae-explorer')
         self._new_class()
 
     def __repr__(self):
         kind = 'simplex weights' if self.simplex else 'codes' if self.vae.bottleneck.has_prior else 'autoencoder codes'
         return (f"LatentExplorer({self.D} sliders ({kind}){', 2-D pad' if self.pad else ''}"
                 f"{f', {self.vae.n_classes} classes' if self.cls else ''}{f', interpolation over {len(self.x)} images' if self.ia else ''})")
+
+    @staticmethod
+    def _image(cls:str, **layout) -> widgets.Image:
+        "An image widget shown at the PNG's own size (`align_self`: a flex box would stretch it to the row's height or the column's width)."
+        return widgets.Image(format='png', layout=widgets.Layout(align_self='flex-start', **layout)).add_class(cls)
+
+    @staticmethod
+    def _captioned(text:str, w:widgets.Widget) -> widgets.VBox:
+        return widgets.VBox([widgets.HTML(f'<span style="font-size: 0.9em; color: var(--jp-ui-font-color2, #666)">{text}</span>'), w],
+                            layout=widgets.Layout(flex='0 0 auto', margin='0 16px 0 0'))
+
+    def _make_sliders(self, lo, hi, init) -> list:
+        "One slider per dimension on `slider_grid`'s grid over `[lo, hi]`, starting at `init` (snapped to the grid)."
+        sliders = []
+        for k, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
+            mn, mx, step = slider_grid(a, b)
+            sliders.append(widgets.FloatSlider(value=mn, min=mn, max=mx, step=step, readout_format=f'.{step_decimals(step)}f',
+                                               description=f"{'w' if self.simplex else 'z'}{k + 1}", layout=widgets.Layout(width='360px')))
+        for s, v in zip(sliders, init.tolist()): s.value = self._snap(s, v)
+        return sliders
+
+    @staticmethod
+    def _snap(s:widgets.FloatSlider, v:float) -> float:
+        "`v` clipped to slider `s`'s range and rounded to its grid (the value a browser would show)."
+        d = step_decimals(s.step)
+        k = min(max(round(float(v) / s.step), round(s.min / s.step)), round(s.max / s.step))
+        return round(k * s.step, d) + 0.
+
+    def _fmt(self, z) -> str:
+        return f"z = ({', '.join(format(float(v), s.readout_format) for v, s in zip(z, self.sliders))})"
+
+    def _make_pad(self, pad_n:int) -> widgets.GridBox:
+        """The pad: the decoded grid (an image, redrawn with the red square as the code moves) under a grid of as many
+        transparent buttons, one over each cell (both in one CSS grid area), so a click on a cell is a click on its button."""
+        self.pad_n, self.pad_scale = pad_n, max(1, self.scale // 3)
+        s1, s2 = self.sliders
+        g1, g2 = (torch.tensor([self._snap(s, v) for v in torch.linspace(s.min, s.max, pad_n).tolist()]) for s in (s1, s2))
+        self.pad_codes = grid_2d(g1, g2).view(len(g2), len(g1), 2)    # (row, col, 2): z2 upwards
+        h, w = (self.pad_scale * n for n in self._decode(self.pad_codes[:1, 0]).shape[-2:])
+        size = dict(width=f'{w * pad_n}px', height=f'{h * pad_n}px')
+        self.buttons = [widgets.Button(tooltip=self._fmt(c), style=dict(button_color='transparent'),
+                                       layout=widgets.Layout(width=f'{w}px', height=f'{h}px', margin='0', padding='0', border='0'))
+                        for c in self.pad_codes.reshape(-1, 2)]
+        for b, c in zip(self.buttons, self.pad_codes.reshape(-1, 2)): b.on_click(lambda _, c=c: self.set_code(c))
+        cells = widgets.GridBox(self.buttons, layout=widgets.Layout(grid_area='pad', grid_template_columns=f'repeat({pad_n}, {w}px)',
+                                                                    grid_template_rows=f'repeat({pad_n}, {h}px)', **size))
+        self.pad_image = self._image('vae-explorer-pad-image', grid_area='pad', margin='0', **size)
+        return widgets.GridBox([self.pad_image, cells], layout=widgets.Layout(grid_template_areas='"pad"', **size)).add_class('vae-explorer-pad')
+
+    def _make_interpolation(self, n_steps:int) -> list:
+        n = len(self.x)
+        self.ia = widgets.BoundedIntText(value=0, min=0, max=n - 1, description='image a')
+        self.ib = widgets.BoundedIntText(value=min(1, n - 1), min=0, max=n - 1, description='image b')
+        self.t = widgets.FloatSlider(value=(n_steps - 1) // 2 / (n_steps - 1), min=0, max=1, step=1 / (n_steps - 1),
+                                     readout_format='.2f', description='t')
+        self.n_steps = n_steps
+        self.interp_image, self.path_image = self._image('vae-explorer-interpolation'), self._image('vae-explorer-path')
+        for w in (self.ia, self.ib): w.observe(self._new_path, 'value')
+        self.t.observe(self._show_interp, 'value')
+        controls = widgets.VBox([self.ia, self.ib, self.t], layout=widgets.Layout(flex='0 0 auto', margin='0 16px 0 0'))
+        return [widgets.HTML(f'<b>Interpolation</b> between two of the {n} test images'),
+                widgets.HBox([controls, self._captioned('image a, the decoded point at t, image b', self.interp_image)],
+                             layout=widgets.Layout(flex_flow='row wrap', align_items='flex-start')),
+                self._captioned('the decoded path from a (t = 0, its reconstruction) to b (t = 1)', self.path_image)]
 
     def _encode(self, x, y):
         with torch.no_grad(): return torch.cat([self.vae.encode(x[i:i + 500].to(self.device), None if not self.vae.n_classes else y[i:i + 500].to(self.device)).mean.cpu()
@@ -155,12 +214,12 @@ class LatentExplorer(widgets.VBox):
         return self._decode(self.code()[None])[0]
 
     def set_code(self, z):
-        "Set every slider at once (one redraw) to `z` (`D` values; on the simplex, weights); values are clipped to the sliders' ranges."
+        "Set every slider at once (one redraw) to `z` (`D` values; on the simplex, weights), clipped to the sliders' ranges and rounded to their steps."
         z = torch.as_tensor(z, dtype=torch.float32).flatten()
         if len(z) != self.D: raise ValueError(f"set_code needs {self.D} values (one per latent dimension), got {len(z)}")
         self._quiet = True
         try:
-            for s, v in zip(self.sliders, z): s.value = float(v)
+            for s, v in zip(self.sliders, z.tolist()): s.value = self._snap(s, v)
         finally: self._quiet = False
         self._update()
 
@@ -179,7 +238,7 @@ class LatentExplorer(widgets.VBox):
         if self._quiet: return
         z = self.code()
         self.image.value = to_png(self.decoded(), self.data_range, self.scale)
-        self.code_text.value = f"z = ({', '.join(f'{v:.2f}' for v in z.tolist())})"
+        self.code_text.value = self._fmt(z)
         if self.pad: self._draw_pad(z)
 
     def _new_class(self, change=None):
@@ -192,17 +251,16 @@ class LatentExplorer(widgets.VBox):
         if self.ia is not None: self._new_path()
 
     def _draw_pad(self, z):
+        "The decoded grid with a red square, one cell in size, centred on code `z`."
         n, S = self.pad_n, self._pad_base.shape[-1] // self.pad_n
         u = ((z - self.lo) / (self.hi - self.lo)).clamp(0, 1)             # position in the pad, 0..1 per axis
-        cx, cy = S / 2 + u[0] * (n - 1) * S, S / 2 + (1 - u[1]) * (n - 1) * S
+        x0, y0 = round(float(u[0]) * (n - 1) * S), round((1 - float(u[1])) * (n - 1) * S)   # the square's top left corner
+        x1, y1 = x0 + S - 1, y0 + S - 1
         img = self._pad_base.clone()
-        x0, x1, y0, y1 = int(cx - S / 2), int(cx + S / 2) - 1, int(cy - S / 2), int(cy + S / 2) - 1
         red = torch.tensor([1., 0., 0.])[:, None]
         for yy in (y0, y1): img[:, min(max(yy, 0), img.shape[1] - 1), max(x0, 0):x1 + 1] = red
         for xx in (x0, x1): img[:, max(y0, 0):y1 + 1, min(max(xx, 0), img.shape[2] - 1)] = red
-        self.pad_image.value = to_png(img, scale=max(1, self.scale // 3))
-        c, r = int(round(float(u[0]) * (n - 1))), int(round((1 - float(u[1])) * (n - 1)))
-        for i, b in enumerate(self.buttons): b.button_style = 'danger' if i == r * n + c else ''
+        self.pad_image.value = to_png(img, scale=self.pad_scale)
 
     def _new_path(self, change=None):
         if self._quiet: return
