@@ -164,8 +164,9 @@ def dls_from_config(c:VAEConfig, device=None) -> DataLoaders:
 
 def model_from_config(c:VAEConfig, dls:DataLoaders) -> VAE:
     "The `VAE` a checked config `c` describes, shaped for the images and classes of `dls`."
-    n_classes = len(dls.train.dataset.vocab) if c.conditional else 0
-    return build_vae(c.bottleneck, c.latent_dim, c.arch, c.likelihood, dls.train.dataset.shape, n_classes, **prior_kwargs(c))
+    vocab = dls.train.dataset.vocab
+    return build_vae(c.bottleneck, c.latent_dim, c.arch, c.likelihood, dls.train.dataset.shape, len(vocab) if c.conditional else 0,
+                     vocab if c.conditional else None, **prior_kwargs(c))
 
 # %% ../nbs/04a_config.ipynb #3fcde0b1
 def presets_dir() -> Path:

@@ -258,11 +258,27 @@ class VAEOutput:
     kl: torch.Tensor
 
 class VAE(nn.Module):
-    "Encoder → bottleneck → decoder, scored by a likelihood; conditional on the label when `n_classes > 0`."
-    def __init__(self, encoder:nn.Module, bottleneck:Bottleneck, decoder:nn.Module, likelihood:Likelihood, n_classes:int=0):
+    "Encoder → bottleneck → decoder, scored by a likelihood; conditional on the label when `n_classes > 0` (`vocab`: the class names, if known)."
+    def __init__(self, encoder:nn.Module, bottleneck:Bottleneck, decoder:nn.Module, likelihood:Likelihood, n_classes:int=0, vocab:list|None=None):
         super().__init__()
         self.encoder, self.bottleneck, self.decoder, self.likelihood, self.n_classes = encoder, bottleneck, decoder, likelihood, n_classes
+        self.vocab = list(vocab) if vocab is not None else None
         self.head = nn.Linear(encoder.out_features, bottleneck.n_params)
+
+    def labels(self, y, n:int) -> torch.Tensor:
+        "Labels `(n,)` on the model's device from a class index, a class name (of `vocab`), a list of either, or a tensor; a single label is repeated `n` times."
+        items = y.tolist() if isinstance(y, torch.Tensor) else y
+        items = [items] * n if isinstance(items, (int, str)) else list(items)
+        if len(items) != n: raise ValueError(f"{len(items)} labels for {n} images")
+        ids = []
+        for c in items:
+            if isinstance(c, str):
+                if not self.vocab or c not in self.vocab: raise ValueError(f"Class {c!r} is not one of this model's classes: {self.vocab}")
+                c = self.vocab.index(c)
+            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < self.n_classes:
+                raise ValueError(f"Class {c!r} is out of range: this model has classes 0..{self.n_classes - 1}{f' {self.vocab}' if self.vocab else ''}")
+            ids.append(c)
+        return torch.tensor(ids, device=self.head.weight.device)
 
     def condition(self, y):
         "The one-hot label for a conditional model (None otherwise)."
@@ -295,9 +311,9 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def generate(self, n:int, y=None) -> torch.Tensor:
-        "`n` images decoded from prior samples (for a conditional model, of labels `y`)."
+        "`n` images decoded from prior samples; for a conditional model of class(es) `y`: an index, a name (`vocab`), a list of either, or a tensor of labels."
         z = self.bottleneck.sample_prior(n)
-        return self.likelihood.mean(self.decode(z, y))
+        return self.likelihood.mean(self.decode(z, None if y is None or not self.n_classes else self.labels(y, n)))
 
     @torch.no_grad()
     def init_output_bias(self, mean_image:torch.Tensor) -> bool:
@@ -310,13 +326,13 @@ class VAE(nn.Module):
 
 # %% ../nbs/03_models.ipynb #b40bb91e
 def build_vae(bottleneck:str|Bottleneck='gaussian', latent_dim:int=20, arch:str|dict='mlp400', likelihood:str|Likelihood='bernoulli',
-              in_shape:tuple=(1, 28, 28), n_classes:int=0, **bottleneck_kwargs) -> VAE:
+              in_shape:tuple=(1, 28, 28), n_classes:int=0, vocab:list|None=None, **bottleneck_kwargs) -> VAE:
     "A `VAE` from names: bottleneck family, latent size, architecture, likelihood; `n_classes > 0` makes it conditional."
     if n_classes < 0: raise ValueError(f"n_classes must be >= 0, got {n_classes}")
     bn = get_bottleneck(bottleneck, latent_dim, **bottleneck_kwargs)
     lik = likelihood if isinstance(likelihood, Likelihood) else get_likelihood(likelihood)
     enc, dec = build_nets(arch, tuple(in_shape), bn.code_dim, n_classes)
-    return VAE(enc, bn, dec, lik, n_classes)
+    return VAE(enc, bn, dec, lik, n_classes, vocab)
 
 # %% ../nbs/03_models.ipynb #4bed5493
 class VAELoss:
