@@ -203,3 +203,34 @@ def test_bench_on_a_missing_gpu_says_so(tmp_path):
     if torch.cuda.is_available(): pytest.skip('this machine has a GPU')
     code, _, err = vae_nb('bench', '--device', 'cuda', '--rounds', '1', '--epochs', '1', cwd=tmp_path)
     assert code == 2 and 'torch sees no CUDA GPU' in err, err
+
+def readme_commands():
+    "The `vae-nb ...` lines of the README's shell blocks, in order (comments dropped)."
+    import re
+    text = (Path(__file__).parent.parent/'README.md').read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+    lines = [l.split('#')[0].strip() for b in blocks for l in b.splitlines()]
+    return [c for l in lines for c in l.split('&&') if c.strip().startswith('vae-nb')]
+
+def test_the_readme_sequence_runs_from_a_clean_folder(tmp_path):
+    "Every `vae-nb` command of the README, in order, in an empty folder; training commands shortened by appended overrides."
+    import shlex
+    cmds = readme_commands()
+    assert any(c.startswith('vae-nb train -m') for c in cmds) and any(c.startswith('vae-nb compare') for c in cmds), cmds
+    short = ['max_train=400', 'epochs=1', 'valid_pct=0.05', 'quiet=true']
+    for c in (c.strip() for c in cmds):
+        args = shlex.split(c)[1:]
+        if args[0] == 'compare':                                   # the shell would expand the glob
+            args = args[:1] + [str(p.relative_to(tmp_path)) for a in args[1:] for p in sorted(tmp_path.glob(a))] + ['--k', '5', '--iw-n', '50']
+        code, out, err = vae_nb(*args, *(short if args[0] == 'train' else []), cwd=tmp_path)
+        assert code == 0, (c, err)
+    assert sorted(p.name for p in (tmp_path/'runs'/'quick_sweep').iterdir()) == ['bottleneck=cc', 'bottleneck=dirichlet', 'bottleneck=gaussian']
+    assert (tmp_path/'runs'/'quick'/'metrics.json').exists() and (tmp_path/'comparison'/'comparison.png').exists()
+
+def test_compare_skips_what_is_not_a_run(tmp_path):
+    assert vae_nb('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
+    code, out, err = vae_nb('compare', 'r', 'r/checkpoints', 'r/figures', '--k', '5', '--iw-n', '20', cwd=tmp_path)
+    assert code == 0, err
+    assert 'vae-nb: skipping r/checkpoints: not a run folder (no config.yaml)' in err and 'skipping r/figures' in err
+    code, out, err = vae_nb('compare', 'r/checkpoints', cwd=tmp_path)
+    assert code == 2 and 'none of r/checkpoints is a run folder' in err, err

@@ -23,6 +23,9 @@ def test_family_trains_reloads_and_evaluates(family, conditional, tmp_path):
     for a, b in zip(model.state_dict().values(), learn.model.state_dict().values()): assert torch.equal(a.cpu(), b.cpu())
     parts = loss_parts(model, dls[2])
     assert math.isfinite(parts['recon']) and parts['kl'] >= 0
+    import json
+    metrics = json.loads((tmp_path/'run'/'metrics.json').read_text())['test']
+    assert math.isnan(metrics['elbo']) == (not model.bottleneck.has_prior)     # no prior: no ELBO to report, as evaluate says too
     if model.bottleneck.has_prior:
         r = iw_nll(model, dls[2], k=20, max_n=40)
         assert r['nll'] < -loss_parts(model, dls[2])['elbo'] + 5          # the IW bound is tighter than the ELBO (MC slack)
@@ -59,3 +62,25 @@ def test_grad_clip_bounds_the_gradient_norm():
     fit_vae(**TINY, grad_clip=0.5, cbs=[clipped])
     assert max(free.norms) > 5                                   # unclipped gradients are large here...
     assert max(clipped.norms) <= 0.5 + 1e-4                      # ...and clipping holds every step to the bound
+
+def _plain_dls(lo=0., hi=1.):
+    g = torch.Generator().manual_seed(0)
+    x = lo + (hi - lo) * (torch.rand(512, 1, 8, 8, generator=g) > 0.5).float()
+    y = torch.randint(0, 3, (512,), generator=g)
+    return DataLoaders(DataLoader(TensorDataset(x, y), bs=64, shuffle=True), DataLoader(TensorDataset(x[:128], y[:128]), bs=64))
+
+def test_plain_tensors_train_a_model_built_for_them_and_the_run_folder_says_so(tmp_path):
+    "Plain (x, y) tensors in fastai loaders: the image shape is read from a batch, figures work, and the run folder records the custom data."
+    import yaml
+    from vae_nb.checkpoints import load_run
+    learn = fit_vae(dls=_plain_dls(), latent_dim=2, epochs=2, viz_every=1, quiet=True, device='cpu', out=tmp_path/'run')
+    assert learn.model.encoder.in_shape == (1, 8, 8)
+    assert (tmp_path/'run'/'figures'/'latent_epoch_002.png').exists() and (tmp_path/'run'/'figures'/'latent_evolution.gif').exists()
+    assert yaml.safe_load((tmp_path/'run'/'config.yaml').read_text())['custom'] == 'data torch.utils.data.dataset.TensorDataset'
+    with pytest.raises(ValueError, match='trained with your own data torch.utils.data.dataset.TensorDataset'): load_run(tmp_path/'run')
+
+def test_data_out_of_the_likelihoods_range_and_unknown_classes_are_refused():
+    with pytest.raises(ValueError, match=r'the images range over \[-1, 1\], but the bernoulli likelihood expects pixels in \[0, 1\]'):
+        fit_vae(dls=_plain_dls(-1., 1.), epochs=1, quiet=True, device='cpu')
+    with pytest.raises(ValueError, match='conditional=True needs to know the classes'):
+        fit_vae(dls=_plain_dls(), conditional=True, epochs=1, quiet=True, device='cpu')

@@ -69,8 +69,10 @@ def elbo(out, *targets) -> torch.Tensor:
     return (out.log_px - out.kl.sum(-1)).mean()
 
 def vae_metrics(loss_func:VAELoss) -> list:
-    "The metrics `fit_vae` records: reconstruction, KL and ELBO per example (nats), and the β of `loss_func` in force."
-    return [AvgMetric(recon), AvgMetric(kl), AvgMetric(elbo), ValueMetric(lambda: float(loss_func.beta), 'beta')]
+    "The metrics `fit_vae` records: reconstruction, KL and ELBO per example (nats), the β of `loss_func` in force, and its KL target `capacity` when it has one."
+    mets = [AvgMetric(recon), AvgMetric(kl), AvgMetric(elbo), ValueMetric(lambda: float(loss_func.beta), 'beta')]
+    if loss_func.capacity is not None: mets.append(ValueMetric(lambda: float(loss_func.capacity), 'capacity'))
+    return mets
 
 # %% ../nbs/04b_callbacks.ipynb #e4af46a4
 def digits_learner(*cbs, n:int=256, bottleneck:str='gaussian', latent_dim:int=2, lr:float=1e-2, seed:int=0, **loss_kwargs) -> VAELearner:

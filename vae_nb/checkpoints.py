@@ -122,6 +122,8 @@ def load_run(folder:str|Path, which:str='best', device='cpu'):
     folder = Path(folder)
     if not (folder/'config.yaml').exists(): raise FileNotFoundError(f"{folder} is not a run folder (no config.yaml)")
     c = check_config(parse_yaml((folder/'config.yaml').read_text(), folder/'config.yaml'))
+    if c.custom: raise ValueError(f"{folder} was trained with your own {c.custom}, which its config cannot rebuild: load its weights into your model "
+                                  f"with restore_weights(model, load_checkpoint('{folder}/checkpoints/{which}.pt'))")
     state = load_checkpoint(folder/'checkpoints'/f'{which}.pt')
     dls = dls_from_config(c, device)
     model = model_from_config(c, dls)

@@ -47,9 +47,11 @@ def train_command(preset:str, overrides:list, multirun:bool=False) -> list:
     from vae_nb.viz import save_run_figures
     base = load_preset(preset)
     name = Path(preset).stem
-    plans = []
-    for cfg, label in expand(base, parse_overrides(overrides, multirun)):
-        root = Path(cfg.get('out') or Path('runs')/name)
+    runs, plans = expand(base, parse_overrides(overrides, multirun)), []
+    sweep = any(label for _, label in runs)
+    for cfg, label in runs:
+        root = Path(cfg.get('out') or Path('runs')/(f'{name}_sweep' if sweep else name))
+        if sweep: root = fresh_folder(root)                            # a sweep's own folder, never inside a run
         out = root/label if label else root
         plans.append((check_config(cfg, out=str(out)), out))           # all checked before any training
     done = []

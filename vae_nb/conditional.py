@@ -8,10 +8,12 @@ Docs: https://vae-nb.github.io/vae_nb/conditional.html.md"""
 from __future__ import annotations
 import torch
 
+from .data import show_image_grid
 from .models import VAE
+from .viz import register_run_figure
 
 # %% auto #0
-__all__ = ['class_grid', 'pixel_classifier', 'generation_accuracy']
+__all__ = ['class_grid', 'plot_class_grid', 'pixel_classifier', 'generation_accuracy']
 
 # %% ../nbs/05e_conditional.ipynb #14a7a466
 @torch.no_grad()
@@ -27,6 +29,17 @@ def class_grid(model:VAE, z:torch.Tensor, classes:list|None=None) -> torch.Tenso
     zz = z.repeat(len(classes), 1)                                      # class-major: row k is every z with label classes[k]
     yy = torch.tensor(classes, device=dev).repeat_interleave(len(z))
     return model.likelihood.mean(model.decode(zz, yy))
+
+def plot_class_grid(model:VAE, n:int=8, seed:int=0):
+    "`class_grid` of `n` prior codes: one code per column, one class per row (top to bottom: class 0, 1, ...); returns the figure."
+    with torch.random.fork_rng():                  # the same codes every call, the caller's random state untouched
+        torch.manual_seed(seed)
+        z = model.bottleneck.sample_prior(n)
+    names = ', '.join(model.vocab) if model.vocab else f'0..{model.n_classes - 1}'
+    return show_image_grid(class_grid(model, z), nrow=n, data_range=model.likelihood.data_range,
+                           title=f'one prior code per column, one class per row ({names})')
+
+register_run_figure('class_grid.png', lambda model, dls, folder: plot_class_grid(model), lambda model, folder: bool(model.n_classes))
 
 # %% ../nbs/05e_conditional.ipynb #fdc26a94
 def pixel_classifier(ds, n:int=5000, seed:int=0, max_iter:int=100):

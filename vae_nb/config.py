@@ -21,9 +21,9 @@ from .models import ARCHS, VAE, build_vae, bottleneck_names, get_bottleneck
 
 # %% auto #0
 __all__ = ['DEVICES', 'SCHEDULES', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
-           'check_value', 'check_config', 'prior_kwargs', 'as_plain', 'dls_from_config', 'model_from_config',
-           'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value', 'split_top_level',
-           'parse_overrides', 'apply_override']
+           'check_value', 'check_config', 'prior_kwargs', 'as_plain', 'dls_from_config', 'check_data',
+           'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value',
+           'split_top_level', 'parse_overrides', 'apply_override']
 
 # %% ../nbs/04a_config.ipynb #a7c39387
 def opt(default, doc:str, choices=None, low=None, high=None, model:bool=False):
@@ -83,6 +83,7 @@ class VAEConfig:
     progress:bool = opt(True, "progress bars (False: one table row per epoch)")
     wandb:bool = opt(False, "log to Weights & Biases (fastai's WandbCallback)")
     tensorboard:bool = opt(False, "log to TensorBoard under out/tensorboard")
+    custom:str|None = opt(None, "set by fit_vae when it trained your own model or data (their classes): such a run folder cannot be rebuilt from its config")
 
 # %% ../nbs/04a_config.ipynb #f4aefc03
 def config_fields() -> dict:
@@ -162,10 +163,24 @@ def dls_from_config(c:VAEConfig, device=None) -> DataLoaders:
     return get_dls(c.dataset, bs=c.bs, device=device, classes=c.classes, max_train=c.max_train, valid_pct=c.valid_pct,
                    binarize=c.binarize, seed=c.seed, data_range=get_likelihood(c.likelihood).data_range, **c.dataset_kwargs)
 
+def check_data(dls:DataLoaders, likelihood:str) -> tuple:
+    "The image shape `(C, H, W)` of any `dls` yielding `(x, y)` batches (vae_nb's own, or plain torch datasets), checked against the pixel range of `likelihood`."
+    x = dls.one_batch()[0]
+    if x.ndim != 4: raise ValueError(f"the loaders must yield images (B, C, H, W) and labels; the first batch's images have shape {tuple(x.shape)}")
+    lo, hi = get_likelihood(likelihood).data_range
+    if x.min() < lo - 1e-6 or x.max() > hi + 1e-6:
+        raise ValueError(f"the images range over [{x.min():.3g}, {x.max():.3g}], but the {likelihood} likelihood expects pixels in [{lo:g}, {hi:g}]: "
+                         f"scale them, or choose another likelihood")
+    return tuple(x.shape[1:])
+
 def model_from_config(c:VAEConfig, dls:DataLoaders) -> VAE:
-    "The `VAE` a checked config `c` describes, shaped for the images and classes of `dls`."
-    vocab = dls.train.dataset.vocab
-    return build_vae(c.bottleneck, c.latent_dim, c.arch, c.likelihood, dls.train.dataset.shape, len(vocab) if c.conditional else 0,
+    "The `VAE` a checked config `c` describes, shaped for the images (and, for a conditional model, the classes) of `dls`."
+    ds = dls.train.dataset
+    shape = ds.shape if hasattr(ds, 'shape') else check_data(dls, c.likelihood)
+    vocab = getattr(ds, 'vocab', None)
+    if c.conditional and vocab is None:
+        raise ValueError("conditional=True needs to know the classes: give loaders whose dataset has a `vocab` (its class names), or build the model yourself (build_vae(..., n_classes=...))")
+    return build_vae(c.bottleneck, c.latent_dim, c.arch, c.likelihood, shape, len(vocab) if c.conditional else 0,
                      vocab if c.conditional else None, **prior_kwargs(c))
 
 # %% ../nbs/04a_config.ipynb #3fcde0b1

@@ -22,10 +22,10 @@ from .data import show_image_grid
 
 # %% auto #0
 __all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
-           'test_dl', 'loss_parts', 'subset_dl', 'iw_nll', 'latent_means', 'kl_groups', 'unit_activity',
+           'test_dl', 'loss_parts', 'elbo_parts', 'subset_dl', 'iw_nll', 'latent_means', 'kl_groups', 'unit_activity',
            'prior_variance', 'activity_threshold', 'count_active', 'active_units', 'recon_errors', 'latent_probe',
            'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure', 'evaluate_command',
-           'compare_command']
+           'run_folders', 'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -97,6 +97,12 @@ def loss_parts(model:VAE, dl, loss_func:VAELoss|None=None) -> dict:
         for k, v in dict(loss=loss, **loss_func.parts).items(): totals[k] += float(v) * len(xb)
         n += len(xb)
     return {k: v / n for k, v in totals.items()}
+
+def elbo_parts(model:VAE, dl, loss_func:VAELoss|None=None) -> dict:
+    "`loss_parts`, with the ELBO and the KL NaN for a model without a prior (a plain autoencoder's 'ELBO' bounds nothing): what `metrics.json` and `evaluation.json` report."
+    parts = loss_parts(model, dl, loss_func)
+    if not model.bottleneck.has_prior: parts.update(elbo=float('nan'), kl=float('nan'))
+    return parts
 
 @torch.no_grad()
 def subset_dl(dl, n:int|None, seed:int=0):
@@ -201,9 +207,9 @@ def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=
     model.eval()
     dl = test_dl(dls)
     bound = model.bottleneck.has_prior              # without a prior there is no KL, no ELBO and no likelihood bound
-    parts = loss_parts(model, dl)
+    parts = elbo_parts(model, dl)
     nan = float('nan')
-    res = dict(elbo=parts['elbo'] if bound else nan, recon=parts['recon'], kl=parts['kl'] if bound else nan)
+    res = dict(elbo=parts['elbo'], recon=parts['recon'], kl=parts['kl'])
     if bound and k:
         r = iw_nll(model, dl, k=k, max_n=iw_n)
         res.update(nll=r['nll'], nll_se=r['nll_se'], nll_elbo=r['elbo'], nll_k=k, nll_n=r['n'], nll_seconds=r['seconds'])
@@ -308,9 +314,18 @@ def evaluate_command(run:str|Path, k:int=1000, out:str|Path|None=None, iw_n:int|
     print(json.dumps({k_: v for k_, v in res.items() if not isinstance(v, list)}, indent=1))
     return res
 
+def run_folders(paths:list) -> list:
+    "The run folders among `paths` (those with a `config.yaml`), with a one-line note on stderr for each path skipped (a shell glob such as `runs/*` also matches other folders)."
+    import sys
+    keep = [p for p in paths if (Path(p)/'config.yaml').is_file()]
+    for p in paths:
+        if p not in keep: print(f"vae-nb: skipping {p}: not a run folder (no config.yaml)", file=sys.stderr)
+    if not keep: raise ValueError(f"none of {', '.join(map(str, paths))} is a run folder (no config.yaml)")
+    return keep
+
 def compare_command(runs:list, out:str|Path='comparison', k:int=100, iw_n:int|None=1000) -> pd.DataFrame:
-    "What `vae-nb compare RUN [RUN ...]` does: `compare` (NLL on `iw_n` test images, None: all) into `out/comparison.{csv,md}`, `compare_figure` into `out/comparison.png`, print the table."
-    out = Path(out)
+    "What `vae-nb compare RUN [RUN ...]` does: `compare` of the run folders among `runs` (NLL on `iw_n` test images, None: all) into `out/comparison.{csv,md}`, `compare_figure` into `out/comparison.png`, print the table."
+    out, runs = Path(out), run_folders(list(runs))
     table = compare(list(runs), k=k, out=out, iw_n=iw_n)
     fig = compare_figure(list(runs), table)
     fig.savefig(out/'comparison.png', dpi=80); plt.close(fig)

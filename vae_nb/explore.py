@@ -21,7 +21,7 @@ from .models import VAE, Bottleneck
 from .viz import grid_2d, interpolate, prior_range
 
 # %% auto #0
-__all__ = ['to_png', 'from_png', 'on_simplex', 'latent_ranges', 'slider_grid', 'step_decimals', 'LatentExplorer']
+__all__ = ['to_png', 'from_png', 'latent_ranges', 'slider_grid', 'step_decimals', 'LatentExplorer']
 
 # %% ../nbs/08_explore.ipynb #f67a8077
 def to_png(x:torch.Tensor, data_range:tuple=(0., 1.), scale:int=1, nrow:int=8, pad:int=0, pad_value:float=1.) -> bytes:
@@ -46,16 +46,11 @@ def from_png(png:bytes, data_range:tuple=(0., 1.), scale:int=1) -> torch.Tensor:
     return lo + (hi - lo) * a[:, ::scale, ::scale]
 
 # %% ../nbs/08_explore.ipynb #1de6e0dd
-def on_simplex(bottleneck:Bottleneck) -> bool:
-    "Whether a latent family's codes must lie on the probability simplex: its prior's support is `constraints.simplex` (False without a prior)."
-    if not bottleneck.has_prior: return False
-    return isinstance(bottleneck.prior().support, type(constraints.simplex))
-
 @torch.no_grad()
 def latent_ranges(model:VAE, codes:torch.Tensor|None=None, q:float=0.02) -> tuple:
     "Per-dimension `(low, high)` for sliders: `[0, 1]` weights on the simplex, else `prior_range`'s `q` quantiles of the prior, or without a prior the quantiles of `codes` `(N, D)`."
     d = model.bottleneck.latent_dim
-    if on_simplex(model.bottleneck): return torch.zeros(d), torch.ones(d)
+    if model.bottleneck.on_simplex: return torch.zeros(d), torch.ones(d)
     if model.bottleneck.has_prior:
         lo, hi = prior_range(model, 2, q=q)
         return torch.full((d,), lo.item()), torch.full((d,), hi.item())
@@ -91,7 +86,7 @@ class LatentExplorer(widgets.VBox):
         self.vae, bn = model.eval(), model.bottleneck
         self.device = next(model.parameters()).device
         self.data_range, self.scale, self.D = tuple(model.likelihood.data_range), scale, bn.latent_dim
-        self.simplex = on_simplex(bn)
+        self.simplex = bn.on_simplex
         self.pad = (self.D == 2 and not self.simplex) if pad is None else pad
         if self.pad and (self.D != 2 or self.simplex): raise ValueError("the 2-D pad needs a 2-D latent on R^2 (not the simplex)")
         if data is None and dls is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torch.distributions import Distribution, Independent, Normal, constraints, kl_divergence
 
 from .elbo import Likelihood, get_likelihood
 
@@ -45,6 +45,11 @@ class Bottleneck(nn.Module):
     def prior(self) -> Distribution:
         "$p(z)$, event_shape `(latent_dim,)`; a family without a prior (a deterministic code) leaves this, which raises `NoPriorError`."
         raise NoPriorError(f"{type(self).__name__} has no prior (a deterministic code): no prior samples, KL, likelihood bound or importance weights")
+
+    @property
+    def on_simplex(self) -> bool:
+        "Whether the codes lie on the probability simplex: the prior's support is `constraints.simplex` (False without a prior)."
+        return self.has_prior and isinstance(self.prior().support, type(constraints.simplex))
 
     @property
     def has_prior(self) -> bool:

@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/train.html.md"""
 
 # %% ../nbs/04d_train.ipynb #66f64295
 from __future__ import annotations
-import contextlib, inspect, json, time, warnings
+import contextlib, dataclasses, inspect, json, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -27,10 +27,10 @@ with warnings.catch_warnings():
     from fastai.torch_core import default_device, set_seed
 
 from .models import VAELoss
-from .config import VAEConfig, check_config, config_fields, config_table, dls_from_config, model_from_config, as_plain, _default
+from .config import VAEConfig, check_config, check_data, config_fields, config_table, dls_from_config, model_from_config, as_plain, _default
 from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedule, WeightAverage, TableLogger, lean, vae_metrics)
 from .checkpoints import Checkpoints, RunEpochs, load_checkpoint, check_resumable, restore
-from .evaluate import loss_parts, test_dl
+from .evaluate import elbo_parts, test_dl
 from .viz import LatentPlots
 
 # %% auto #0
@@ -72,6 +72,11 @@ def _start_wandb(learn:Learner, out:Path|None):
     wandb.config.update(learn.config, allow_val_change=True)
     learn.gather_args = lambda: {}
 
+def _custom(model, dls) -> str:
+    "What the config records of your own `model` and `dls`: their classes."
+    kind = lambda o: f"{type(o).__module__}.{type(o).__qualname__}"
+    return '; '.join(s for s in (f"model {kind(model)}" if model is not None else '', f"data {kind(dls.train.dataset)}" if dls is not None else '') if s)
+
 def adam(params, **kwargs):
     "torch's Adam, fused where the device supports it (on CPU 3x faster per step than its default single-tensor loop)."
     try: return torch.optim.Adam(params, fused=True, **kwargs)
@@ -102,7 +107,9 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     if state is not None and c.schedule != 'constant': raise ValueError(f"resume needs schedule='constant' (a {c.schedule} schedule cannot be continued)")
     device = training_device(c.device)
     set_seed(c.seed, reproducible=True)
+    if model is not None or dls is not None: c = dataclasses.replace(c, custom=_custom(model, dls))
     if dls is None: dls = dls_from_config(c, device)
+    else: check_data(dls, c.likelihood)
     if model is None:
         model = model_from_config(c, dls)
         if c.init_bias and state is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
@@ -138,7 +145,7 @@ fit_vae.__doc__ += "\n\nThe keyword arguments are the keys of `VAEConfig`:\n\n" 
 
 def write_metrics(learn:Learner, out:str|Path) -> dict:
     "Write `metrics.json` (test metrics, epochs, training time, parameters) into run folder `out`."
-    m = dict(test=loss_parts(learn.model, test_dl(learn.dls), learn.loss_func), epochs_run=len(learn.recorder.values) + learn.epoch_offset,
+    m = dict(test=elbo_parts(learn.model, test_dl(learn.dls), learn.loss_func), epochs_run=len(learn.recorder.values) + learn.epoch_offset,
              train_seconds=round(getattr(learn, 'train_seconds', float('nan')), 2), n_params=total_params(learn.model)[0], config=learn.config)
     Path(out, 'metrics.json').write_text(json.dumps(m, indent=1))
     return m

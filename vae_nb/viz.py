@@ -17,18 +17,18 @@ import matplotlib.pyplot as plt
 from fastcore.imports import in_notebook
 
 from .data import show_image_grid
-from .models import VAE
+from .models import VAE, import_package_families
 from .callbacks import EpochEndCallback, global_epoch
 from .beta import traversal_grid
 from .evaluate import activity_threshold, kl_groups, latent_means, prior_variance, test_dl, unit_activity
 
 # %% auto #0
 __all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid', 'prior_grid',
-           'plot_manifold', 'plot_slices_3d', 'interpolate', 'plot_interpolations', 'prior_range', 'plot_traversals',
-           'LatentHistory', 'save_gif', 'latent_evolution_figs', 'simplex_xy', 'plot_ternary', 'plot_composition',
-           'plot_simplex', 'plot_reconstructions', 'plot_samples', 'latent_covariances', 'plot_covariances',
-           'plot_latent_stats', 'training_figure', 'LatentPlots', 'plot_history', 'RunFigure', 'register_run_figure',
-           'save_run_figures']
+           'plot_manifold', 'plot_slices_3d', 'interpolate', 'interpolation_frames', 'plot_interpolations',
+           'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif', 'latent_evolution_figs', 'simplex_xy',
+           'plot_ternary', 'plot_composition', 'plot_simplex', 'plot_reconstructions', 'plot_samples',
+           'latent_covariances', 'plot_covariances', 'plot_latent_stats', 'training_figure', 'LatentPlots',
+           'plot_history', 'RunFigure', 'register_run_figure', 'save_run_figures']
 
 # %% ../nbs/07_viz.ipynb #2285836c
 def embed_2d(z:torch.Tensor, method:str='auto', seed:int=0) -> np.ndarray:
@@ -136,7 +136,23 @@ def interpolate(model:VAE, xa:torch.Tensor, xb:torch.Tensor, n:int=10, y=None) -
     t = torch.linspace(0, 1, n, device=za.device)[:, None]
     return model.likelihood.mean(model.decode((1 - t) * za + t * zb, None if y is None else yy[:1].expand(n)))
 
-def plot_interpolations(model:VAE, pairs, n:int=10, data_range=(0., 1.), title:str='interpolations: first and last columns are the encoded images'):
+@torch.no_grad()
+def interpolation_frames(model:VAE, pairs, n:int=12, size:int=224, data_range=(0., 1.)) -> list:
+    "Pillow frames of the interpolations of `pairs` side by side, one step per frame, there and back; each image enlarged to `size` pixels (nearest neighbour)."
+    from PIL import Image
+    from torchvision.utils import make_grid
+    from torchvision.transforms.functional import to_pil_image
+    paths = torch.stack([interpolate(model, xa, xb, n) for xa, xb in pairs], 1).cpu()        # (n, pairs, C, H, W)
+    lo, hi = data_range
+    frames = []
+    for step in list(range(n)) + list(range(n - 2, 0, -1)):
+        g = make_grid(((paths[step] - lo) / (hi - lo)).clamp(0, 1), nrow=len(pairs), padding=1, pad_value=1.)
+        img = to_pil_image(g)
+        scale = max(1, round(size / paths.shape[-1]))
+        frames.append(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+    return frames
+
+def plot_interpolations(model:VAE, pairs, n:int=10, data_range=(0., 1.), title:str='interpolations: the first and last columns are the two images, decoded from their posterior means'):
     "One row per `(xa, xb)` pair of `interpolate`; returns the figure."
     imgs = torch.cat([interpolate(model, xa, xb, n) for xa, xb in pairs])
     return show_image_grid(imgs, nrow=n, data_range=data_range, title=title)
@@ -172,25 +188,27 @@ class LatentHistory(EpochEndCallback):
         self.learn.model.train()
 
 def save_gif(figs:list, path:str|Path, fps:float=2., dpi:int=70) -> Path:
-    "Write matplotlib figures `figs` as the frames of an animated GIF at `path` (Pillow); closes the figures."
+    "Write `figs` (matplotlib figures, which it closes, or Pillow images) as the frames of an animated GIF at `path` (Pillow)."
     from PIL import Image
     frames = []
     for f in figs:
-        buf = io.BytesIO(); f.savefig(buf, format='png', dpi=dpi); plt.close(f)
-        frames.append(Image.open(buf).convert('P', palette=Image.ADAPTIVE))
+        if not isinstance(f, Image.Image):
+            buf = io.BytesIO(); f.savefig(buf, format='png', dpi=dpi); plt.close(f)
+            f = Image.open(buf)
+        frames.append(f.convert('P', palette=Image.ADAPTIVE))
     path = Path(path)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
     return path
 
-def latent_evolution_figs(history:list, method:str='auto', lim=None) -> list:
-    "One `plot_latent` figure per recorded epoch of a `LatentHistory`, on common axes limits."
+def latent_evolution_figs(history:list, method:str='auto', lim=None, vocab:list|None=None) -> list:
+    "One `plot_latent` figure per recorded epoch of a `LatentHistory` (class names `vocab` in the legend), on common axes limits."
     pts = [embed_2d(z, method) for _, z, _ in history]
     allp = np.concatenate(pts)
     lim = lim or (np.percentile(allp, 0.5, 0), np.percentile(allp, 99.5, 0))
     figs = []
     for (epoch, z, y), p in zip(history, pts):
         fig, ax = plt.subplots(figsize=(4.2, 3.6))
-        plot_latent(z, y, method, ax=ax, title=f'epoch {epoch}')
+        plot_latent(z, y, method, ax=ax, title=f'epoch {epoch}', vocab=vocab)
         ax.set(xlim=(lim[0][0], lim[1][0]), ylim=(lim[0][1], lim[1][1]))
         figs.append(fig)
     return figs
@@ -286,6 +304,10 @@ def plot_latent_stats(model:VAE, dl):
     return fig
 
 # %% ../nbs/07_viz.ipynb #bc774cd3
+def _vocab(dl) -> list|None:
+    "The class names of loader `dl`'s dataset, if it has them."
+    return getattr(dl.dataset, 'vocab', None)
+
 def training_figure(model:VAE, dl, title:str='', n_show:int=12):
     "Latent scatter, reconstructions and prior samples of `model` on `dl` (one figure)."
     z, y = latent_means(model, dl)
@@ -296,9 +318,9 @@ def training_figure(model:VAE, dl, title:str='', n_show:int=12):
     p = embed_2d(z)
     ax0.scatter(p[:, 0], p[:, 1], c=y.numpy(), cmap='tab10', s=3, vmin=-.5, vmax=9.5)
     ax0.set_title(('z' if z.shape[1] == 2 else 'PCA of z') + ', by class', fontsize=9); ax0.tick_params(labelsize=7)
-    class_legend(ax0, y)
+    class_legend(ax0, y, _vocab(dl))
     ax1, ax2 = fig.add_axes([0.33, 0.05, 0.4, 0.85]), fig.add_axes([0.76, 0.05, 0.22, 0.85])
-    rng = dl.dataset.data_range
+    rng = model.likelihood.data_range
     show_image_grid(torch.cat([xb, model.reconstruct(xb, yb)]), nrow=n_show, ax=ax1, data_range=rng, title='images (top) / reconstructions')
     if model.bottleneck.has_prior:
         show_image_grid(model.generate(12, yb[:12] if model.n_classes else None).cpu(), nrow=4, ax=ax2, data_range=rng, title='prior samples')
@@ -307,13 +329,15 @@ def training_figure(model:VAE, dl, title:str='', n_show:int=12):
     return fig
 
 class LatentPlots(EpochEndCallback):
-    "Every `every` epochs, save `training_figure` on the validation set to `folder` (and show it in a notebook)."
+    "Every `every` epochs, save `training_figure` on the validation set to `folder` (and show it in a notebook); at the end of the fit, the latent space's evolution as `latent_evolution.gif`."
     order = 65
     def __init__(self, every:int=1, folder:str|Path|None=None, show:bool=True): self.every, self.folder, self.show = every, folder, show
+    def before_fit(self): self.history = []
     def after_train_epoch(self):
         epoch = global_epoch(self.learn) + 1
         if epoch % self.every: return
         fig = training_figure(self.learn.model, self.dls.valid, title=f'epoch {epoch}')
+        self.history.append((epoch, *latent_means(self.learn.model, self.dls.valid, 1000)))
         if self.folder:
             Path(self.folder).mkdir(parents=True, exist_ok=True)
             fig.savefig(Path(self.folder)/f'latent_epoch_{epoch:03d}.png', dpi=80)
@@ -322,6 +346,9 @@ class LatentPlots(EpochEndCallback):
             display(fig)
         plt.close(fig)
         self.learn.model.train()
+    def after_fit(self):
+        if self.folder and len(self.history) > 1:
+            save_gif(latent_evolution_figs(self.history, vocab=_vocab(self.dls.valid)), Path(self.folder)/'latent_evolution.gif', fps=2)
 
 # %% ../nbs/07_viz.ipynb #d24ae515
 def plot_history(history_csv:str|Path):
@@ -367,14 +394,33 @@ register_run_figure('manifold.png', lambda model, dls, folder: plot_manifold(mod
 register_run_figure('traversals.png', lambda model, dls, folder: plot_traversals(model, data_range=dls.valid.dataset.data_range), _has_prior)
 register_run_figure('covariances.png', lambda model, dls, folder: plot_covariances(model, test_dl(dls)), _has_prior)
 
+def _test_pairs(dls, n:int=3) -> list:
+    "`n` pairs of test images of different classes where there are two classes (the first images otherwise), for interpolations."
+    x, y = test_dl(dls).one_batch()
+    b = [int((y != y[i]).nonzero()[0]) if (y != y[i]).any() else i + n for i in range(n)]
+    return [(x[i], x[j]) for i, j in zip(range(n), b)]
+
+def _codes(model, dls, n:int=2000): return latent_means(model, test_dl(dls), n)
+
+register_run_figure('interpolations.png', lambda model, dls, folder: plot_interpolations(model, _test_pairs(dls), data_range=model.likelihood.data_range),
+                    lambda model, folder: not model.n_classes)
+register_run_figure('interpolation.gif', lambda model, dls, folder: interpolation_frames(model, _test_pairs(dls), data_range=model.likelihood.data_range),
+                    lambda model, folder: not model.n_classes)
+register_run_figure('simplex.png', lambda model, dls, folder: plot_simplex(*_codes(model, dls), title='posterior means by class'),
+                    lambda model, folder: model.bottleneck.on_simplex)
+register_run_figure('tsne.png', lambda model, dls, folder: plot_latent(*_codes(model, dls, 1500), 'tsne', vocab=_vocab(test_dl(dls))),
+                    lambda model, folder: model.bottleneck.latent_dim > 2)
+
 def save_run_figures(model:VAE, dls, folder:str|Path) -> list:
-    "Write every registered figure that applies to `model` into `folder/figures`; returns their file names."
+    "Write every registered figure that applies to `model` into `folder/figures` (a `.gif` from a list of frames); returns their file names."
+    import_package_families()                      # chapters that register figures of their own (the conditional class grid)
     figs = Path(folder)/'figures'
     figs.mkdir(parents=True, exist_ok=True)
     saved = []
     for f in RUN_FIGURES.values():
         if not f.applies(model, folder): continue
-        fig = f.make(model, dls, folder)
-        fig.savefig(figs/f.name, dpi=80, bbox_inches='tight'); plt.close(fig)
+        made = f.make(model, dls, folder)
+        if isinstance(made, list): save_gif(made, figs/f.name, fps=6)
+        else: made.savefig(figs/f.name, dpi=80, bbox_inches='tight'); plt.close(made)
         saved.append(f.name)
     return saved
