@@ -190,7 +190,7 @@ def _split_dir(path:Path, split:str) -> Path|None:
 @register_dataset('folder')
 def load_folder(root, path:str|Path|None=None, channels:int|None=None, size:int|None=None, **kwargs) -> RawSplits:
     "Images in class sub-folders under `path` (`train/`+`test/` splits if present); `channels` 1 or 3 (default: from the first image)."
-    if path is None: raise ValueError("The 'folder' dataset needs `path=` (a folder of class sub-folders of images).")
+    if path is None: raise ValueError("The 'folder' dataset needs the folder: `dataset_kwargs.path=DIR` on the command line, `dataset_kwargs={'path': DIR}` in Python (a folder of class sub-folders of images).")
     path = Path(path).expanduser()
     if not path.is_dir(): raise DatasetNotFoundError(f"Image folder {path} does not exist. Expected {path}/train/<class>/*.png and {path}/test/<class>/*.png, or {path}/<class>/*.png.")
     tr_dir, te_dir = _split_dir(path, 'train'), _split_dir(path, 'test')

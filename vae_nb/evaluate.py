@@ -298,7 +298,12 @@ def compare_figure(folders:list, table:pd.DataFrame|None=None, n:int=8, metrics=
     colors = plt.cm.tab10(np.arange(len(table)) % 10)
     for j, mname in enumerate(metrics):
         ax = fig.add_subplot(bot[0, j])
-        ax.bar(range(len(table)), table[mname].astype(float), color=colors)
+        vals = table[mname].astype(float)
+        bars = ax.bar(range(len(table)), vals, color=colors)
+        ax.bar_label(bars, fmt='%.4g', fontsize=6)
+        lo, hi = vals.min(), vals.max()
+        pad = max(hi - lo, 1e-3 * max(1., abs(hi))) * 0.25                  # a close race stays visible: the axis spans the values, not 0..max
+        ax.set_ylim(lo - pad, hi + pad)
         ax.set_title(mname, fontsize=8); ax.tick_params(labelsize=6)
         ax.set_xticks(range(len(table)), [str(i) for i in range(1, len(table) + 1)])
     fig.text(0.01, 0.005, '  '.join(f'{i}: {nm}' for i, nm in enumerate(table.index, 1)), fontsize=7)

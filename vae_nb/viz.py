@@ -220,7 +220,7 @@ def simplex_xy(z) -> np.ndarray:
     if z.ndim != 2 or z.shape[1] != 3: raise ValueError(f"simplex_xy needs points of shape (N, 3), got {z.shape}")
     return np.stack([z[:, 1] + 0.5 * z[:, 2], math.sqrt(3) / 2 * z[:, 2]], 1)
 
-def plot_ternary(z, y=None, ax=None, title:str='', s:float=3, labels=None):
+def plot_ternary(z, y=None, ax=None, title:str='', s:float=3, labels=None, vocab:list|None=None):
     "Ternary scatter of simplex points `z` `(N, 3)`, coloured by class `y`; returns the axes."
     if ax is None: _, ax = plt.subplots(figsize=(3.2, 3))
     p = simplex_xy(z)
@@ -231,12 +231,12 @@ def plot_ternary(z, y=None, ax=None, title:str='', s:float=3, labels=None):
         ax.annotate(t, (vx, vy), xytext=(-4 if ha == 'right' else 4 if ha == 'left' else 0, 4 if ha == 'center' else -8),
                     textcoords='offset points', ha=ha, fontsize=8)
     if y is not None:
-        for k in np.unique(c): ax.scatter([], [], c=[plt.cm.tab10(int(k))], s=12, label=str(int(k)))
+        for k in np.unique(c): ax.scatter([], [], c=[plt.cm.tab10(int(k) % 10)], s=12, label=vocab[int(k)] if vocab else str(int(k)))
         ax.legend(fontsize=7, loc='upper right', frameon=False, handletextpad=.1, borderaxespad=0)
     ax.set_aspect('equal'); ax.axis('off'); ax.set_title(title, fontsize=9)
     return ax
 
-def plot_composition(z, y, ax=None, title:str=''):
+def plot_composition(z, y, ax=None, title:str='', vocab:list|None=None):
     "One stacked bar per class: the mean of the simplex codes `z` `(N, K)` of that class (each bar sums to one); returns the axes."
     if ax is None: _, ax = plt.subplots(figsize=(3.5, 3))
     z, y = np.asarray(z, dtype=float), np.asarray(y)
@@ -247,15 +247,15 @@ def plot_composition(z, y, ax=None, title:str=''):
     for j in range(z.shape[1]):
         ax.bar(range(len(classes)), means[:, j], bottom=bottom, color=cmap(j % cmap.N), width=.7, label=f'$z_{{{j+1}}}$')
         bottom += means[:, j]
-    ax.set_xticks(range(len(classes)), [str(int(k)) for k in classes]); ax.set_xlabel('class', fontsize=8)
+    ax.set_xticks(range(len(classes)), [vocab[int(k)] if vocab else str(int(k)) for k in classes], rotation=30 if vocab else 0); ax.set_xlabel('class', fontsize=8)
     ax.set_ylim(0, 1); ax.set_ylabel('mean code', fontsize=8); ax.tick_params(labelsize=7); ax.set_title(title, fontsize=9)
     return ax
 
 # %% ../nbs/07_viz.ipynb #7beb052d
-def plot_simplex(z:torch.Tensor, y:torch.Tensor, ax=None, title:str=''):
+def plot_simplex(z:torch.Tensor, y:torch.Tensor, ax=None, title:str='', vocab:list|None=None):
     "Simplex codes `z` `(N, K)` by class: a ternary scatter for K = 3, else each class's mean composition; returns the figure."
-    if z.shape[1] == 3: return plot_ternary(z, y, ax=ax, title=title).figure
-    return plot_composition(z, y, ax=ax, title=title).figure
+    if z.shape[1] == 3: return plot_ternary(z, y, ax=ax, title=title, vocab=vocab).figure
+    return plot_composition(z, y, ax=ax, title=title, vocab=vocab).figure
 
 # %% ../nbs/07_viz.ipynb #649a9600
 def plot_reconstructions(model:VAE, x:torch.Tensor, y=None, n:int=16, data_range=(0., 1.)):
@@ -314,12 +314,12 @@ def training_figure(model:VAE, dl, title:str='', n_show:int=12):
     xb, yb = dl.one_batch()
     xb, yb = xb[:n_show], yb[:n_show]
     fig = plt.figure(figsize=(11, 3.2))
-    ax0 = fig.add_axes([0.03, 0.08, 0.25, 0.82])
+    ax0 = fig.add_axes([0.03, 0.08, 0.21, 0.82])
     p = embed_2d(z)
     ax0.scatter(p[:, 0], p[:, 1], c=y.numpy(), cmap='tab10', s=3, vmin=-.5, vmax=9.5)
     ax0.set_title(('z' if z.shape[1] == 2 else 'PCA of z') + ', by class', fontsize=9); ax0.tick_params(labelsize=7)
     class_legend(ax0, y, _vocab(dl))
-    ax1, ax2 = fig.add_axes([0.33, 0.05, 0.4, 0.85]), fig.add_axes([0.76, 0.05, 0.22, 0.85])
+    ax1, ax2 = fig.add_axes([0.37, 0.05, 0.37, 0.85]), fig.add_axes([0.77, 0.05, 0.21, 0.85])
     rng = model.likelihood.data_range
     show_image_grid(torch.cat([xb, model.reconstruct(xb, yb)]), nrow=n_show, ax=ax1, data_range=rng, title='images (top) / reconstructions')
     if model.bottleneck.has_prior:
@@ -379,26 +379,27 @@ def register_run_figure(name:str, make:Callable, applies:Callable=lambda model, 
     return RUN_FIGURES[name]
 
 def _gaussian_2d(model, folder) -> bool:
-    "A 2-D latent with a Gaussian prior: a manifold grid that follows the prior exists."
-    if not model.bottleneck.has_prior or model.bottleneck.latent_dim != 2: return False
+    "A 2-D latent with a Gaussian prior (and no label to choose): a manifold grid that follows the prior exists."
+    if model.n_classes or not model.bottleneck.has_prior or model.bottleneck.latent_dim != 2: return False
     prior = model.bottleneck.prior()
     return isinstance(getattr(prior, 'base_dist', prior), (torch.distributions.Normal, torch.distributions.MultivariateNormal))
 
 def _has_prior(model, folder) -> bool: return model.bottleneck.has_prior
+def _prior_unconditional(model, folder) -> bool: return model.bottleneck.has_prior and not model.n_classes
 
 register_run_figure('final.png', lambda model, dls, folder: training_figure(model, dls.valid, title='final'))
 register_run_figure('history.png', lambda model, dls, folder: plot_history(Path(folder)/'history.csv'),
                     lambda model, folder: (Path(folder)/'history.csv').exists())
 register_run_figure('latent_stats.png', lambda model, dls, folder: plot_latent_stats(model, test_dl(dls)))
 register_run_figure('manifold.png', lambda model, dls, folder: plot_manifold(model, 15), _gaussian_2d)
-register_run_figure('traversals.png', lambda model, dls, folder: plot_traversals(model, data_range=dls.valid.dataset.data_range), _has_prior)
+register_run_figure('traversals.png', lambda model, dls, folder: plot_traversals(model, data_range=model.likelihood.data_range), _prior_unconditional)
 register_run_figure('covariances.png', lambda model, dls, folder: plot_covariances(model, test_dl(dls)), _has_prior)
 
 def _test_pairs(dls, n:int=3) -> list:
     "`n` pairs of test images of different classes where there are two classes (the first images otherwise), for interpolations."
     x, y = test_dl(dls).one_batch()
-    b = [int((y != y[i]).nonzero()[0]) if (y != y[i]).any() else i + n for i in range(n)]
-    return [(x[i], x[j]) for i, j in zip(range(n), b)]
+    ends = [(y != y[i]).nonzero().flatten() for i in range(n)]            # images of another class than image i, if any
+    return [(x[i], x[int(e[i % len(e)]) if len(e) else i + n]) for i, e in zip(range(n), ends)]
 
 def _codes(model, dls, n:int=2000): return latent_means(model, test_dl(dls), n)
 
@@ -406,7 +407,7 @@ register_run_figure('interpolations.png', lambda model, dls, folder: plot_interp
                     lambda model, folder: not model.n_classes)
 register_run_figure('interpolation.gif', lambda model, dls, folder: interpolation_frames(model, _test_pairs(dls), data_range=model.likelihood.data_range),
                     lambda model, folder: not model.n_classes)
-register_run_figure('simplex.png', lambda model, dls, folder: plot_simplex(*_codes(model, dls), title='posterior means by class'),
+register_run_figure('simplex.png', lambda model, dls, folder: plot_simplex(*_codes(model, dls), title='posterior means by class', vocab=_vocab(test_dl(dls))),
                     lambda model, folder: model.bottleneck.on_simplex)
 register_run_figure('tsne.png', lambda model, dls, folder: plot_latent(*_codes(model, dls, 1500), 'tsne', vocab=_vocab(test_dl(dls))),
                     lambda model, folder: model.bottleneck.latent_dim > 2)
