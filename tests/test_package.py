@@ -56,3 +56,12 @@ def test_the_wheel_installs_and_runs_its_presets(tmp_path):
     assert 'quick' in names and len(names) >= 10, r.stdout
     r = run(bin_/'vae-nb', 'config', 'quick', 'epochs=3')
     assert r.returncode == 0 and 'epochs: 3' in r.stdout, r.stderr
+
+def test_importing_the_package_leaves_the_warning_filters_alone():
+    "vae_nb silences fastai's import-time FutureWarning only around its own imports, never in the user's filters."
+    import subprocess, sys
+    code = ("import warnings; import vae_nb.train, vae_nb.viz, vae_nb.cli, vae_nb.explore, vae_nb.benchmarks; "
+            "print([f[1].pattern for f in warnings.filters if f[1] is not None and 'script' in f[1].pattern])")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == '[]', r.stdout

@@ -7,7 +7,6 @@ Docs: https://vae-nb.github.io/vae_nb/data.html.md"""
 # %% ../nbs/01_data.ipynb #4a305e58
 from __future__ import annotations
 import os, warnings
-warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -16,9 +15,11 @@ import numpy as np
 import torch
 import torchvision.datasets as tvd
 import matplotlib.pyplot as plt
-from fastai.data.load import DataLoader
-from fastai.data.core import DataLoaders
-from fastai.torch_core import default_device
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import, not yours
+    from fastai.data.load import DataLoader
+    from fastai.data.core import DataLoaders
+    from fastai.torch_core import default_device
 
 # %% auto #0
 __all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'DatasetDamagedError', 'RawSplits', 'register_dataset', 'load_mnist',
