@@ -24,8 +24,8 @@ from .data import show_image_grid
 __all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
            'test_dl', 'loss_parts', 'elbo_parts', 'subset_dl', 'iw_nll', 'latent_means', 'kl_groups', 'unit_activity',
            'prior_variance', 'activity_threshold', 'count_active', 'active_units', 'recon_errors', 'latent_probe',
-           'evaluate', 'evaluate_run', 'to_markdown', 'write_table', 'compare', 'compare_figure', 'evaluate_command',
-           'run_folders', 'compare_command']
+           'evaluate', 'evaluate_run', 'write_table', 'compare', 'compare_figure', 'evaluate_command', 'run_folders',
+           'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -240,15 +240,6 @@ def _run_names(folders):
     names = [Path(f).name for f in folders]
     return [f"{Path(f).parent.name}/{n}" if names.count(n) > 1 else n for f, n in zip(folders, names)]
 
-def to_markdown(df:pd.DataFrame, floatfmt:str='.3f') -> str:
-    "`df` as a GitHub Markdown table (index first), without extra dependencies."
-    fmt = lambda v: (format(v, floatfmt) if isinstance(v, (float, np.floating)) and not math.isnan(v) else
-                     ('—' if isinstance(v, (float, np.floating)) else str(v)))
-    head = [df.index.name or ''] + [str(c) for c in df.columns]
-    rows = [[str(i)] + [fmt(v) for v in r] for i, r in zip(df.index, df.itertuples(index=False))]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join(['---'] + ['---:'] * len(df.columns)) + '|']
-    return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows]) + '\n'
-
 def write_table(df:pd.DataFrame, out:str|Path) -> list:
     "Write `df` to `out`: a folder gets `comparison.csv` and `comparison.md`; a path ending .csv or .md gets both suffixes. Returns the paths."
     out = Path(out)
@@ -256,7 +247,7 @@ def write_table(df:pd.DataFrame, out:str|Path) -> list:
     base.parent.mkdir(parents=True, exist_ok=True)
     csv, md = base.with_suffix('.csv'), base.with_suffix('.md')
     df.to_csv(csv)
-    md.write_text(to_markdown(df))
+    md.write_text(df.to_markdown(floatfmt='.3f') + '\n')
     return [csv, md]
 
 def compare(folders:list, k:int=100, out:str|Path|None=None, **kwargs) -> pd.DataFrame:
@@ -334,5 +325,5 @@ def compare_command(runs:list, out:str|Path='comparison', k:int=100, iw_n:int|No
     table = compare(list(runs), k=k, out=out, iw_n=iw_n)
     fig = compare_figure(list(runs), table)
     fig.savefig(out/'comparison.png', dpi=80); plt.close(fig)
-    print(to_markdown(table))
+    print(table.to_markdown(floatfmt='.3f'))
     return table
