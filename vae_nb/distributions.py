@@ -13,97 +13,75 @@ import torch
 from torch.distributions import Distribution, constraints, register_kl
 
 # %% ../nbs/02_distributions.ipynb #65f7d2fa
-def _n_terms(rho: float) -> int:
-    "Terms j = 0..J-1 of the series for double precision: a Poisson(`rho`) tail cut below 1e-17."
-    return math.ceil(rho + 9 * math.sqrt(rho) + 20)
+_BASE_TERMS = 12   # base spread <= 1/8: relative tail <= 2 * 8^-12 / 12! < 1e-18
 
-def _powers(s: torch.Tensor, J: int) -> torch.Tensor:
-    "s^a for a = 0..J-1 (last dim), shape [..., K, J]."
-    return torch.cat([torch.ones_like(s)[..., None], s[..., None].expand(*s.shape, J - 1)], -1).cumprod(-1)
+def _expm_table(nodes: torch.Tensor):
+    "Scaling and squaring of the Opitz matrix: `(P, U, c, m)` with P[b] = exp(2^(b-m) M), M = diag(nodes - c) + (K-1) N, and U[j] = h_j of every suffix at the base scale."
+    K = nodes.shape[-1]
+    c = nodes.min(-1, keepdim=True).values.detach()        # shift by the minimum: d >= 0, no cancellation anywhere
+    d = nodes - c
+    rho = float(d.detach().amax()) if d.numel() else 0.
+    m = max(0, math.ceil(math.log2(8 * rho))) if rho > 0 else 0
+    tau, sig = 2.0 ** -m, float(max(K - 1, 1))
+    y = d * tau                                             # base nodes, spread <= 1/8
+    i = torch.arange(K, device=d.device)
+    gap = (i[None, :] - i[:, None]).to(d.dtype)             # l - i
+    up = gap >= 0
+    jj = torch.arange(_BASE_TERMS, dtype=d.dtype, device=d.device)[:, None, None]
+    coef = torch.where(up, gap.clamp_min(0) * math.log(sig * tau) - torch.lgamma(jj + gap.clamp_min(0) + 1), -math.inf).exp()
+    U = up.to(d.dtype).expand(*d.shape[:-1], K, K)
+    B, last = coef[0] * U, [U[..., :, -1]]
+    for j in range(1, _BASE_TERMS):
+        U = (y[..., None, :] * U).cumsum(-1)                # h_j(y_i..y_l) = sum_{i<=q<=l} y_q h_{j-1}(y_i..y_q)
+        B = torch.addcmul(B, coef[j], U)
+        last.append(U[..., :, -1])
+    P = [B]                                                 # B_il = (sig tau)^(l-i) exp[y_i..y_l] = exp(tau M)_il
+    for _ in range(m): P.append(P[-1] @ P[-1])              # non-negative matrices: no cancellation
+    return P, torch.stack(last), c, m
 
-def _scaled_weights(rho: torch.Tensor, K: int, J: int, extra: int) -> torch.Tensor:
-    "rho^n / (n + K - 1 + extra)! for n = 0..2J-2, scaled by (K-1)! e^-rho (the bound of the series), shape [M, 2J-1]."
-    n = torch.arange(2 * J - 1, dtype=rho.dtype, device=rho.device)
-    return (n * rho.log() - torch.lgamma(n + K + extra) + math.lgamma(K) - rho).exp()
-
-def _hankel(w: torch.Tensor, J: int) -> torch.Tensor:
-    "H[a, b] = w[a + b] for a, b < J, shape [M, J, J] (a strided view of `w` [M, 2J-1])."
-    return w.unfold(-1, J, 1)
-
-class _Expdd(torch.autograd.Function):
-    "A = log exp[nodes] and its gradient mu (float64 [..., K]); backward: gA mu + (Hessian of A) gmu, all from one non-negative series."
-    @staticmethod
-    def forward(ctx, nodes):
-        K = nodes.shape[-1]
-        x = nodes.reshape(-1, K)
-        c = x.min(-1, keepdim=True).values
-        rho = (x - c).amax(-1, keepdim=True).clamp_min(1.)
-        s = (x - c) / rho                                   # in [0, 1]
-        J = _n_terms(float(rho.max()) if rho.numel() else 1.)
-        hv, hs = torch.ones_like(s), [torch.ones_like(s[:, 0])]
-        for _ in range(J - 1):
-            hv = (s * hv).cumsum(-1); hs.append(hv[:, -1])   # h_j(s_1..s_k) = sum_{l<=k} s_l h_{j-1}(s_1..s_l)
-        h = torch.stack(hs, -1)                               # h_j(s), j < J
-        E = (_scaled_weights(rho, K, J, 0)[:, :J] * h).sum(-1)
-        V = _powers(s, J)
-        mu = (V @ (_hankel(_scaled_weights(rho, K, J, 1), J) @ h[..., None]))[..., 0] / E[:, None]
-        A = (E.log() + rho[:, 0] - math.lgamma(K) + c[:, 0]).reshape(nodes.shape[:-1])
-        mu = mu.reshape(nodes.shape)
-        ctx.save_for_backward(mu, s, h, E, rho)            # mu is an output: double backward reaches it (the Hessian)
-        return A, mu
-
-    @staticmethod
-    def backward(ctx, gA, gmu):
-        mu_out, s, h, E, rho = ctx.saved_tensors
-        M, K = s.shape
-        mu = mu_out.reshape(M, K)
-        J = h.shape[-1]
-        g = torch.zeros_like(mu) if gA is None else gA.reshape(-1, 1) * mu
-        if gmu is not None:
-            v = gmu.reshape(M, K)
-            V = _powers(s, J)
-            p = (v[..., None] * V).sum(-2)                   # P(x) = sum_k v_k / (1 - s_k x) = sum_c p_c x^c
-            a = torch.arange(J, dtype=s.dtype, device=s.device)
-            u = (_hankel(torch.nn.functional.pad(p, (J - 1, 0)), J) @ h.flip(-1)[..., None])[..., 0]   # G(x) P(x): u_n = sum_b p_(n-b) h_b
-            H2 = _hankel(_scaled_weights(rho, K, J, 2), J)
-            t1 = V @ (H2 @ u[..., None])
-            t2 = (V * (a + 1)) @ (H2 @ h[..., None])
-            Hv = (t1[..., 0] + v * t2[..., 0]) / E[:, None] - mu * (mu * v).sum(-1, keepdim=True)
-            g = g + Hv
-        return g.reshape(mu_out.shape)
+def _log_corner(table) -> torch.Tensor:
+    "A = log exp[nodes] from the table."
+    P, _, c, _ = table
+    K = P[0].shape[-1]
+    return P[-1][..., 0, -1].log() - (K - 1) * math.log(max(K - 1, 1)) + c[..., 0]
 
 def log_expdd(nodes: torch.Tensor) -> torch.Tensor:
     "Log of the divided difference of `exp` at `nodes` (last dim, repeats allowed) = log of the integral of `exp(nodes @ x)` over the simplex (float64 inside)."
-    return _Expdd.apply(nodes.to(torch.float64))[0].to(nodes.dtype)
+    if nodes.shape[-1] == 1: return nodes[..., 0]
+    return _log_corner(_expm_table(nodes.to(torch.float64))).to(nodes.dtype)
 
 def log_normalizer_and_mean(eta: torch.Tensor):
-    "A(eta) and its gradient E[x] (float64), both differentiable (the mean's derivative is the exact Hessian-vector product)."
-    return _Expdd.apply(eta.to(torch.float64))
+    "A(eta) and its gradient E[x] (float64); the mean is differentiable when `eta` is (double backward through the squarings)."
+    with torch.enable_grad():
+        e = eta.to(torch.float64)
+        e = e if e.requires_grad else e.detach().requires_grad_()
+        A = log_expdd(e)
+        mu, = torch.autograd.grad(A.sum(), e, create_graph=eta.requires_grad)
+    return (A if eta.requires_grad else A.detach()), mu
 
 # %% ../nbs/02_distributions.ipynb #a5328e4a
-def log_z(nodes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    "log (e^{t z})[nodes_i, ..., nodes_{K-1}] for every start i, at times `t` >= 0 [..., P, K] (entry i at time t[..., p, i]; no gradient in `t`); float64, shape [..., P, K]."
-    K = nodes.shape[-1]
-    c = nodes.min(-1, keepdim=True).values.detach()[..., None]   # shift by the minimum: d >= 0, no cancellation anywhere
-    d = nodes - c[..., 0]
-    rho = d.detach().amax(-1, keepdim=True).clamp_min(1.)[..., None]
-    s = (d / rho[..., 0]).flip(-1)[..., None, :]            # reversed: suffix i..K-1 is prefix 0..K-1-i for cumsum
-    lag = torch.arange(K, dtype=d.dtype, device=d.device)    # reversed entry l: the nodes after the first
-    tr = t.detach().flip(-1)
-    logt = tr.clamp_min(1e-300).log()
-    j = torch.arange(_n_terms(float(rho.max()) if rho.numel() else 1.), dtype=d.dtype, device=d.device)
-    j = j.reshape(-1, *([1] * tr.dim()))
-    # term j of (e^{tz})[..] / t^lag = (t rho)^j h_j(s) / (j + lag)!, scaled by its bound e^{t rho} / lag! (each term <= 1)
-    coef = (j * (logt + rho.log()) - torch.lgamma(j + lag + 1) + torch.lgamma(lag + 1) - tr * rho).exp()
-    h, acc = s.cumsum(-1), coef[0].expand(tr.shape)
-    for cj in coef[1:]:
-        acc = torch.addcmul(acc, cj, h)                     # + coef_j h_j
-        h = (s * h).cumsum(-1)                              # h_{j+1}(s_1..s_k) = sum_{l<=k} s_l h_j(s_1..s_l)
-    out = acc.log() + tr * rho - torch.lgamma(lag + 1) + lag * logt + tr * c
-    return out.flip(-1)
+def log_z(table, t: torch.Tensor) -> torch.Tensor:
+    "log Z_i(t) = log (t^(K-1-i) exp[t nodes_i, ..., t nodes_K]) for every start i, at times 0 <= `t` <= 1 [..., P] (no gradient in `t`): [..., P, K]."
+    P, last, c, m = table
+    K = P[0].shape[-1]
+    sig = float(max(K - 1, 1))
+    t = t.detach()
+    q = (t * 2 ** m).floor().clamp(0, 2 ** m)
+    phi = (t * 2 ** m - q).clamp(0, 1)                      # t = (q + phi) 2^-m
+    lag = torch.arange(K - 1, -1, -1, dtype=t.dtype, device=t.device)
+    j = torch.arange(_BASE_TERMS, dtype=t.dtype, device=t.device)
+    # remainder exp(phi tau M) e_K, entry i: (phi sig tau)^lag sum_j phi^j h_j(y_i..) / (j + lag)!  (one batched product over j)
+    logphi = phi.clamp_min(1e-300).log()
+    hj = last.movedim(0, -2) * (-torch.lgamma(j[:, None] + lag + 1)).exp()          # [..., J, K]
+    w = ((logphi[..., None] * j).exp() @ hj) * (lag * (logphi[..., None] + math.log(sig * 2.0 ** -m))).exp()   # [..., P, K]
+    qi = q.long()
+    for b in range(m + 1):                                  # times the powers exp(2^b tau M) of the set bits of q
+        bit = ((qi >> b) & 1).bool()[..., None]
+        w = torch.where(bit, torch.einsum('...ik,...pk->...pi', P[b], w), w)
+    return w.clamp_min(1e-300).log() - lag * math.log(sig) + t[..., None] * c[..., None]
 
 # %% ../nbs/02_distributions.ipynb #08bc3281
-def _proposal_rates(eta: torch.Tensor, n_newton: int = 12) -> torch.Tensor:
+def _proposal_rates(eta: torch.Tensor, n_newton: int = 8) -> torch.Tensor:
     "r = c - eta with c > max(eta) solving sum 1/(c - eta) = 1 (monotone Newton from a lower bound; any c > max(eta) is exact, this one accepts most)."
     K = eta.shape[-1]
     c = torch.maximum(eta.amax(-1) + 1, eta.mean(-1) + K)
@@ -112,7 +90,7 @@ def _proposal_rates(eta: torch.Tensor, n_newton: int = 12) -> torch.Tensor:
         c = c + (q.sum(-1) - 1) / (q * q).sum(-1)
     return c[..., None] - eta
 
-def _cc_rejection(eta: torch.Tensor, n_prop: int = 4, max_rounds: int = 6):
+def _cc_rejection(eta: torch.Tensor, n_prop: int = 8, max_rounds: int = 4):
     "Exact draws from CC(`eta`) [N, K] (float64, no gradient) by rejection from W = (E/r)/sum(E/r); returns (x, rows still to draw)."
     N, K = eta.shape
     r = _proposal_rates(eta)
@@ -135,15 +113,14 @@ def _cc_icdf(eta: torch.Tensor, logv: torch.Tensor, max_iter: int = 100, tol: fl
     "Exact draw from CC(`eta`) [N, K] (float64, no gradient) by sequential inverse CDFs of log-uniforms `logv` [N, K-1] (bracketed Newton)."
     N, K = eta.shape
     with torch.no_grad():
-        r, xs = eta.new_ones(N), []
+        table, r, xs = _expm_table(eta), eta.new_ones(N), []
         for k in range(K - 1):
-            nodes = eta[:, k:]
-            logZr = log_z(nodes, r[:, None, None].expand(N, 1, K - k))[:, 0, 0]
+            logZr = log_z(table, r[:, None])[:, 0, k]
             lo, hi = torch.zeros_like(r), torch.ones_like(r)
             f = torch.full_like(r, 1.0 / (K - k))
             done = torch.zeros_like(r, dtype=torch.bool)
             for _ in range(max_iter):
-                L = log_z(nodes, (r * (1 - f))[:, None, None].expand(N, 1, K - k))[:, 0, :2]   # log Z_k, log Z_{k+1} at r(1-f)
+                L = log_z(table, (r * (1 - f))[:, None])[:, 0, k:k + 2]      # log Z_k, log Z_{k+1} at r(1-f)
                 phi = eta[:, k] * r * f + L[:, 0] - logZr - logv[:, k]      # log S(f) - log v: decreasing in f
                 haz = r * (L[:, 1] - L[:, 0]).exp()
                 pos = phi > 0
@@ -157,13 +134,12 @@ def _cc_icdf(eta: torch.Tensor, logv: torch.Tensor, max_iter: int = 100, tol: fl
         xs.append(r)
     return torch.stack(xs, -1)
 
-def _cc_implicit(eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    "`x` (a detached draw from CC(`eta`), [N, K]) with the implicit-reparameterisation gradient dx/deta = -(dG/dx)^-1 dG/deta."
+def _cc_implicit(eta: torch.Tensor, x: torch.Tensor, table=None) -> torch.Tensor:
+    "`x` (a detached draw from CC(`eta`), [N, K]) with the implicit-reparameterisation gradient dx/deta = -(dG/dx)^-1 dG/deta (`table`: `_expm_table(eta)` if already made)."
     N, K = eta.shape
     r = x.flip(-1).cumsum(-1).flip(-1)                     # r_k = x_k + ... + x_K
-    pad = r[:, :1]
-    L = log_z(eta, torch.stack([r, torch.cat([r[:, 1:], pad], -1), torch.cat([pad, r[:, :-1]], -1)], 1))
-    Ls, Ln, Lu = L[:, 0], L[:, 1, :-1], L[:, 2, 1:]         # log Z_k(r_k), log Z_k(r_{k+1}), log Z_{k+1}(r_k)
+    L = log_z(_expm_table(eta) if table is None else table, r)   # L[:, p, i] = log Z_i(r_p)
+    Ls, Ln, Lu = L.diagonal(0, -2, -1), L.diagonal(-1, -2, -1), L.diagonal(1, -2, -1)   # log Z_k(r_k), log Z_k(r_{k+1}), log Z_{k+1}(r_k)
     G = eta[:, :-1] * x[:, :-1] + Ln - Ls[:, :-1]          # log conditional survival at x_k: the Rosenblatt map
     with torch.no_grad():
         a = (Ls[:, 1:] - Ln).exp()                          # -dG_k/dx_k (conditional hazard)
@@ -172,17 +148,14 @@ def _cc_implicit(eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     dx = torch.linalg.solve_triangular(T, (G - G.detach())[..., None], upper=False)[..., 0]
     return torch.cat([x[:, :-1] + dx, x[:, -1:] - dx.sum(-1, keepdim=True)], -1)
 
-def _cc_rsample(logits: torch.Tensor) -> torch.Tensor:
-    "Exact draw from CC(`logits`) [N, K]: rejection sampler (inverse CDF where it keeps rejecting), implicit-reparameterisation gradients."
-    eta = logits.to(torch.float64)
-    eta = eta - eta.max(-1, keepdim=True).values.detach()
+def _cc_rsample(eta: torch.Tensor, table=None) -> torch.Tensor:
+    "Exact draw from CC(`eta`) [N, K] (float64, shifted): rejection sampler (inverse CDF where it keeps rejecting), implicit-reparameterisation gradients through `table` (of `eta`)."
     with torch.no_grad():
         x, todo = _cc_rejection(eta.detach())
         if bool(todo.any()):
             e = eta.detach()[todo]
             x[todo] = _cc_icdf(e, torch.rand(e.shape[0], e.shape[1] - 1, dtype=e.dtype, device=e.device).clamp_min(1e-300).log())
-    if eta.requires_grad: x = _cc_implicit(eta, x)
-    return x.to(logits.dtype)
+    return _cc_implicit(eta, x, table) if eta.requires_grad else x
 
 # %% ../nbs/02_distributions.ipynb #3e35de6f
 class ContinuousCategorical(Distribution):
@@ -211,6 +184,12 @@ class ContinuousCategorical(Distribution):
         "Logits in float64, shifted so that their max is 0 (the distribution is unchanged)."
         e = self.logits.to(torch.float64)
         return e - e.max(-1, keepdim=True).values.detach()
+
+    def _series(self):
+        "(eta, its `_expm_table`), made once per distribution and grad mode: `rsample` and the KL share it."
+        key = torch.is_grad_enabled()
+        if getattr(self, '_cache', (None,))[0] is not key: self._cache = (key, self._eta, _expm_table(self._eta))
+        return self._cache[1:]
 
     @property
     def log_normalizer(self) -> torch.Tensor:
@@ -252,13 +231,24 @@ class ContinuousCategorical(Distribution):
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         "Exact sample (rejection sampler, inverse CDF where it keeps rejecting; float64) with pathwise gradients by implicit reparameterisation."
         shape = self._extended_shape(sample_shape)
-        logits = self.logits.expand(shape).reshape(-1, shape[-1])
-        if logits.shape[0] == 0: return logits.new_empty(shape)
-        return _cc_rsample(logits).reshape(shape)
+        if shape.numel() == 0: return self.logits.new_empty(shape)
+        if self.logits.dim() == 2 and shape == self.logits.shape: eta, table = self._series()
+        else: eta, table = self._eta.expand(shape).reshape(-1, shape[-1]), None
+        return _cc_rsample(eta, table).reshape(shape).to(self.logits.dtype)
+
+def _kl_to_uniform(eta: torch.Tensor, table) -> torch.Tensor:
+    "KL(CC(eta) || uniform) = -log (K-1)! - log exp[d] + d @ mu, with d @ mu = d_1 + s E_2K / E_1K - (K-1) (from d/da exp(aM) = M exp(aM) at a = 1)."
+    P, _, c, _ = table
+    K = eta.shape[-1]
+    E, sig = P[-1][..., :, -1], float(max(K - 1, 1))
+    d0 = eta[..., 0] - c[..., 0]
+    dmu = d0 + sig * E[..., 1] / E[..., 0] - (K - 1)
+    return (dmu - E[..., 0].log() + (K - 1) * math.log(sig) - math.lgamma(K)).clamp_min(0)
 
 @register_kl(ContinuousCategorical, ContinuousCategorical)
 def kl_cc_cc(p: ContinuousCategorical, q: ContinuousCategorical) -> torch.Tensor:
-    "KL(p || q) = A(q) - A(p) - <eta_q - eta_p, E_p[x]> (Bregman divergence of A)."
+    "KL(p || q) = A(q) - A(p) - <eta_q - eta_p, E_p[x]> (Bregman divergence of A); for a uniform q, -log (K-1)! - log exp[d] + d @ E_p[x] from p's table."
+    if bool((q.logits == q.logits[..., :1]).all()) and torch.broadcast_shapes(p.batch_shape, q.batch_shape) == p.batch_shape: return _kl_to_uniform(*p._series()).to(torch.promote_types(p.logits.dtype, q.logits.dtype))
     ep, eq = p._eta, q._eta
     Ap, mu = log_normalizer_and_mean(ep)
     kl = log_expdd(eq) - Ap - ((eq - ep) * mu).sum(-1)
