@@ -14,8 +14,7 @@ import torch
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['PIPELINES', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'long_run',
-           'cached_evaluation']
+__all__ = ['PIPELINES', 'measure', 'long_run', 'cached_evaluation']
 
 # %% ../nbs/10_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int, device:str):
@@ -117,13 +116,12 @@ def machine() -> str:
 
 def report(df) -> str:
     "The benchmark table as Markdown, with the ratios."
-    from vae_nb.evaluate import to_markdown
-    a = df.attrs
+        a = df.attrs
     names = {'seconds': 's/epoch (median)', 'seconds_min': 'min', 'seconds_max': 'max', 'peak_mb': 'peak MB', 'gpu_peak_mb': 'GPU peak MB', 'threads': 'threads'}
     if a.get('device', 'cpu') == 'cpu': del names['gpu_peak_mb']
     megabytes = {c: df[c].round().astype(int) for c in ('peak_mb', 'gpu_peak_mb') if c in names}
     table = df.assign(**megabytes)[list(names)].rename(columns=names).rename_axis('pipeline')
-    return to_markdown(table, '.2f').rstrip('\n') + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
+    return table.to_markdown(floatfmt='.2f').rstrip('\n') + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
 
 # %% ../nbs/10_benchmarks.ipynb #4c10ba44
 def long_run(folder:str|Path, preset:str, **overrides) -> Path:
