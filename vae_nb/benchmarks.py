@@ -11,10 +11,10 @@ from datetime import date
 from pathlib import Path
 
 import torch
-warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['PIPELINES', 'measure', 'long_run', 'cached_evaluation']
+__all__ = ['PIPELINES', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'long_run',
+           'cached_evaluation']
 
 # %% ../nbs/10_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int, device:str):
@@ -116,7 +116,7 @@ def machine() -> str:
 
 def report(df) -> str:
     "The benchmark table as Markdown, with the ratios."
-        a = df.attrs
+    a = df.attrs
     names = {'seconds': 's/epoch (median)', 'seconds_min': 'min', 'seconds_max': 'max', 'peak_mb': 'peak MB', 'gpu_peak_mb': 'GPU peak MB', 'threads': 'threads'}
     if a.get('device', 'cpu') == 'cpu': del names['gpu_peak_mb']
     megabytes = {c: df[c].round().astype(int) for c in ('peak_mb', 'gpu_peak_mb') if c in names}
