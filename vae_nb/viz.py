@@ -23,6 +23,7 @@ from .beta import traversal_grid
 from .correlated import decode_grid
 from .dirichlet import plot_composition, plot_ternary
 from .evaluate import activity_threshold, kl_groups, latent_means, prior_variance, test_dl, unit_activity
+from .checkpoints import atomic_write
 
 # %% auto #0
 __all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'prior_grid', 'plot_manifold',
@@ -267,8 +268,7 @@ class LatentPlots(EpochEndCallback):
         if epoch % self.every: return
         fig = training_figure(self.learn.model, self.dls.valid, title=f'epoch {epoch}')
         if self.folder:
-            Path(self.folder).mkdir(parents=True, exist_ok=True)
-            fig.savefig(Path(self.folder)/f'latent_epoch_{epoch:03d}.png', dpi=80)
+            atomic_write(Path(self.folder)/f'latent_epoch_{epoch:03d}.png', lambda p: fig.savefig(p, dpi=80))
         if self.show and in_notebook():
             from IPython.display import display
             display(fig)
@@ -327,6 +327,6 @@ def save_run_figures(model:VAE, dls, folder:str|Path) -> list:
     for f in RUN_FIGURES.values():
         if not f.applies(model, folder): continue
         fig = f.make(model, dls, folder)
-        fig.savefig(figs/f.name, dpi=80, bbox_inches='tight'); plt.close(fig)
+        atomic_write(figs/f.name, lambda p: fig.savefig(p, dpi=80, bbox_inches='tight')); plt.close(fig)
         saved.append(f.name)
     return saved
