@@ -110,7 +110,7 @@ def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path):
     with open(tmp_path/'log', 'w') as log:
         code, _, err = vae_nb('train', 'quick', 'max_train=1000', 'valid_pct=0.05', 'epochs=3', f'out={tmp_path}/run', cwd=tmp_path, stdout=log)
     assert code == 0, err
-    text = (tmp_path/'log').read_text()
+    text = (tmp_path/'log').read_bytes().decode()      # bytes: read_text would turn carriage returns into newlines
     assert '\r' not in text
     lines = text.splitlines()
     header = [l for l in lines if l.split()[:2] == ['epoch', 'train_loss']]
