@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #ca1fd01c
 from __future__ import annotations
-import argparse, itertools, json, re, shlex, sys
+import argparse, itertools, json, os, re, shlex, signal, sys
 from pathlib import Path
 
 import yaml
@@ -142,8 +142,14 @@ def main(argv:list|None=None) -> int:
         return 2
     except Interrupted as e:                       # Ctrl-C or SIGTERM during training: the run folder keeps the last finished epoch
         print(f"vae-nb: {e}", file=sys.stderr)
+        _exit_on_next_signal()
         return 128 + e.signum
     except KeyboardInterrupt:
         print("vae-nb: interrupted", file=sys.stderr)
+        _exit_on_next_signal()
         return 130
     return 0
+
+def _exit_on_next_signal():
+    "After an interrupt, another Ctrl-C or SIGTERM (while Python shuts down) ends the process at once, without a traceback."
+    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, lambda signum, frame: os._exit(128 + signum))
