@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/callbacks.html.md"""
 
 # %% ../nbs/04b_callbacks.ipynb #3d312043
 from __future__ import annotations
-import math, re, warnings
+import contextlib, math, re, signal, threading, warnings
 from functools import partial
 from pathlib import Path
 
@@ -26,8 +26,8 @@ from .models import VAELoss, build_vae
 
 # %% auto #0
 __all__ = ['LeanCallback', 'lean', 'VAELearner', 'VAEBatch', 'recon', 'kl', 'elbo', 'vae_metrics', 'digits_learner',
-           'anneal_factor', 'global_epoch', 'KLAnneal', 'CapacitySchedule', 'NaNGuard', 'EpochEndCallback',
-           'WeightAverage', 'TableLogger']
+           'anneal_factor', 'global_epoch', 'run_fraction', 'KLAnneal', 'CapacitySchedule', 'RunProgress', 'NaNGuard',
+           'StopOnSignal', 'stop_on_signals', 'Interrupted', 'EpochEndCallback', 'WeightAverage', 'TableLogger']
 
 # %% ../nbs/04b_callbacks.ipynb #2ae2930d
 class LeanCallback(Callback):
@@ -99,13 +99,16 @@ def global_epoch(learn) -> int:
     "The epoch counted from the start of the run, across resumes (`learn.epoch_offset`: epochs done before this `fit`)."
     return getattr(learn, 'epoch_offset', 0) + learn.epoch
 
+def run_fraction(learn) -> float:
+    "The fraction of the whole run done at the current batch, counting the epochs before this `fit` (`learn.epoch_offset`)."
+    offset = getattr(learn, 'epoch_offset', 0)
+    return (offset + learn.epoch + learn.iter / max(1, learn.n_iter)) / (offset + learn.n_epoch)
+
 class _Scheduled(LeanCallback):
     "Base: something set from the training fraction before every training batch."
     order = 5
     @property
-    def frac(self):
-        offset = getattr(self.learn, 'epoch_offset', 0)
-        return (offset + self.epoch + self.iter / max(1, self.n_iter)) / (offset + self.n_epoch)
+    def frac(self): return run_fraction(self.learn)
     def before_batch(self):
         if self.training: self.set(self.frac)
 
@@ -125,6 +128,13 @@ class CapacitySchedule(_Scheduled):
     def before_fit(self): self.learn.loss_func.gamma = self.gamma
     def set(self, t): self.learn.loss_func.capacity = self.c_max * min(1., t / self.warmup)
 
+# %% ../nbs/04b_callbacks.ipynb #2b5aaa4d
+class RunProgress(LeanCallback):
+    "Set `learn.pct_train`, which fastai's `ParamScheduler` (`fit_one_cycle`, `fit_flat_cos`) reads, to the fraction of the whole run (`run_fraction`), so a resumed run continues its schedule."
+    order = 6           # after fastai's TrainEvalCallback, before ParamScheduler (60)
+    def before_batch(self):
+        if self.training: self.learn.pct_train = run_fraction(self.learn)
+
 # %% ../nbs/04b_callbacks.ipynb #d171ad79
 class NaNGuard(LeanCallback):
     "Stop training at the first non-finite loss, before it reaches the weights, with a message naming the last good checkpoint."
@@ -137,6 +147,40 @@ class NaNGuard(LeanCallback):
                                    f"training stopped before the weights were updated.{where} Try a lower lr, grad_clip, or check the data range.")
             warnings.warn(self.learn.nan_stop)
             raise CancelFitException()
+
+# %% ../nbs/04b_callbacks.ipynb #dccbd4e9
+class StopOnSignal(LeanCallback):
+    "Stop the fit (fastai's `CancelFitException`) after the batch during which `stop_on_signals` received a signal."
+    order = 95
+    def _check(self):
+        if getattr(self.learn, 'stop_signal', None) is not None: raise CancelFitException()
+    def before_epoch(self): self._check()
+    def after_batch(self): self._check()
+
+@contextlib.contextmanager
+def stop_on_signals(learn:Learner, signals=(signal.SIGINT, signal.SIGTERM)):
+    "Within: the first of `signals` sets `learn.stop_signal` and stops the fit after the current batch; a second raises `KeyboardInterrupt` at once (the handler: `learn.on_signal`)."
+    learn.stop_signal = None
+    def handle(signum, frame):
+        if learn.stop_signal is not None: raise KeyboardInterrupt(signal.Signals(signum).name)
+        learn.stop_signal = signum
+    learn.on_signal = handle
+    previous = {s: signal.signal(s, handle) for s in signals} if threading.current_thread() is threading.main_thread() else {}
+    stopper = StopOnSignal()
+    learn.add_cb(stopper)
+    try: yield learn
+    finally:
+        for s, h in previous.items(): signal.signal(s, h)
+        learn.remove_cb(stopper)
+
+class Interrupted(KeyboardInterrupt):
+    "Training stopped by signal `signum` with `epoch` of `epochs` epochs saved; `resume`: how to continue."
+    def __init__(self, signum:int, epoch:int, epochs:int, resume:str=''):
+        super().__init__(signum, epoch, epochs, resume)
+        self.signum, self.epoch, self.epochs, self.resume = signum, epoch, epochs, resume
+    def __str__(self):
+        return (f"training stopped by {signal.Signals(self.signum).name} after epoch {self.epoch} of {self.epochs}"
+                + (f"; resume with: {self.resume}" if self.resume else ''))
 
 # %% ../nbs/04b_callbacks.ipynb #bcfe2923
 class EpochEndCallback(LeanCallback):
@@ -171,9 +215,9 @@ class WeightAverage(LeanCallback):
 
 # %% ../nbs/04b_callbacks.ipynb #10204cc6
 class TableLogger:
-    "Print the Recorder's rows as an aligned table (what fastai shows when there is no progress bar)."
+    "Print the Recorder's rows as an aligned table, one line per epoch, flushed at once (what `fit_vae` shows without progress bars, and in logs that are not a terminal)."
     def __init__(self, learn): self.learn, self.header = learn, False
     def __call__(self, row):
         names = list(self.learn.recorder.metric_names)
-        if not self.header: print('  '.join(f'{n:>11}' for n in names)); self.header = True
-        print('  '.join(f'{v:>11.3f}' if isinstance(v, float) else f'{str(v):>11}' for v in row))
+        if not self.header: print('  '.join(f'{n:>11}' for n in names), flush=True); self.header = True
+        print('  '.join(f'{v:>11.3f}' if isinstance(v, float) else f'{str(v):>11}' for v in row), flush=True)

@@ -6,7 +6,9 @@ Docs: https://vae-nb.github.io/vae_nb/checkpoints.html.md"""
 
 # %% ../nbs/04c_checkpoints.ipynb #43306b23
 from __future__ import annotations
+import os, shutil, uuid
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,10 +21,23 @@ from .callbacks import EpochEndCallback, LeanCallback, global_epoch
 from .config import VAEConfig, as_plain, check_config, dls_from_config, model_from_config, model_keys, parse_yaml
 
 # %% auto #0
-__all__ = ['rng_state', 'set_rng_state', 'Checkpoints', 'RunEpochs', 'load_checkpoint', 'check_resumable', 'restore_weights',
-           'restore', 'load_run']
+__all__ = ['atomic_write', 'rng_state', 'set_rng_state', 'Checkpoints', 'RunEpochs', 'RunHistory', 'load_checkpoint',
+           'check_resumable', 'restore_weights', 'restore', 'load_run']
 
 # %% ../nbs/04c_checkpoints.ipynb #d775f236
+def atomic_write(path:str|Path, write:Callable[[Path], object]) -> Path:
+    "Write file `path` all at once: `write(tmp)` writes a temporary file in the same folder, which then replaces `path` (`os.replace`)."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.stem}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}')    # the same suffix: savefig infers the format from it
+    try:
+        write(tmp)
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return path
+
+# %% ../nbs/04c_checkpoints.ipynb #31c7aaf8
 def _py_state(s):
     "Python's random state with its inner tuple as a list (torch-safe), and back."
     return (s[0], list(s[1]), s[2]) if isinstance(s[1], tuple) else (s[0], tuple(s[1]), s[2])
@@ -66,14 +81,28 @@ class Checkpoints(EpochEndCallback):
         improved = elbo > self.best
         if improved: self.best = elbo
         state = self.state()
-        torch.save(state, self.folder/'last.pt')
-        if improved: torch.save(state, self.folder/'best.pt')
-        if self.every and state['epoch'] % self.every == 0: torch.save(state, self.folder/f"epoch_{state['epoch']:03d}.pt")
+        last = atomic_write(self.folder/'last.pt', lambda p: torch.save(state, p))
+        if improved: atomic_write(self.folder/'best.pt', lambda p: shutil.copyfile(last, p))
+        if self.every and state['epoch'] % self.every == 0: atomic_write(self.folder/f"epoch_{state['epoch']:03d}.pt", lambda p: shutil.copyfile(last, p))
+        self.learn.saved_epoch = state['epoch']
 
 class RunEpochs(LeanCallback):
     "Number the record's epochs from the start of the run, so a resumed run continues its history."
     order = 51          # just after the Recorder opens the epoch's row
     def before_epoch(self): self.recorder.log[0] = global_epoch(self.learn)
+
+class RunHistory(EpochEndCallback):
+    "Keep `history.csv` (the Recorder's columns, as fastai's `CSVLogger` writes them): rewritten all at once after every epoch; a resumed run keeps the rows of the epochs before its checkpoint and continues them."
+    order = 65          # after the Recorder, before Checkpoints: a row may be ahead of last.pt, never behind it
+    def __init__(self, path:str|Path): self.path = Path(path)
+    def before_fit(self):
+        offset = getattr(self.learn, 'epoch_offset', 0)
+        kept = self.path.read_text().splitlines()[1:] if offset and self.path.exists() else []
+        self.rows = [r for r in kept if r and int(r.split(',')[0]) < offset]
+    def after_train_epoch(self):
+        self.rows.append(','.join(map(str, self.recorder.log)))
+        text = '\n'.join([','.join(self.recorder.metric_names), *self.rows]) + '\n'
+        atomic_write(self.path, lambda p: p.write_text(text))
 
 def load_checkpoint(path:str|Path) -> dict:
     "A checkpoint written by `Checkpoints`, loaded safely (`weights_only=True`), with a clear error for a file that is not one."

@@ -6,16 +6,17 @@ Docs: https://vae-nb.github.io/vae_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #ca1fd01c
 from __future__ import annotations
-import argparse, itertools, json, os, re, sys
+import argparse, itertools, json, os, re, shlex, signal, sys
 from pathlib import Path
 
 import yaml
 import matplotlib
 
-from .config import apply_override, as_plain, check_config, list_presets, load_preset, parse_overrides
+from .config import VAEConfig, apply_override, as_plain, check_config, list_presets, load_preset, model_keys, parse_overrides, parse_yaml
+from .callbacks import Interrupted
 
 # %% auto #0
-__all__ = ['expand', 'fresh_folder', 'train_command', 'error_line', 'main']
+__all__ = ['expand', 'fresh_folder', 'resume_config', 'train_command', 'error_line', 'main']
 
 # %% ../nbs/09_cli.ipynb #3c5cb8d1
 def expand(cfg:dict, overrides:dict) -> list:
@@ -41,24 +42,50 @@ def fresh_folder(path:str|Path) -> Path:
         cand = path.with_name(f'{path.name}-{i}')
     return cand
 
-def train_command(preset:str, overrides:list, multirun:bool=False) -> list:
-    "Train the runs that `preset` and the overrides describe; returns their folders. Everything is checked before the first run starts."
+def resume_config(folder:str|Path, overrides:list) -> VAEConfig:
+    "The checked config that continues run folder `folder`: its own `config.yaml` with `key=value` overrides of keys that keep the model, from its `checkpoints/last.pt` (from the start if no epoch finished)."
+    folder = Path(folder)
+    if not (folder/'config.yaml').exists(): raise FileNotFoundError(f"{folder} is not a run folder (no config.yaml)")
+    cfg = parse_yaml((folder/'config.yaml').read_text(), folder/'config.yaml')
+    changes = parse_overrides(overrides)
+    fixed = [k for k in changes if k.split('.')[0] in [*model_keys(), 'out', 'resume']]
+    if fixed: raise ValueError(f"--resume continues the run in {folder} as it is: {', '.join(fixed)} cannot change (give only keys that keep the model, e.g. epochs=N)")
+    for k, [v] in changes.items(): cfg = apply_override(cfg, k, v)
+    last = folder/'checkpoints'/'last.pt'
+    return check_config(cfg, out=str(folder), resume=str(last) if last.exists() else None)
+
+def _resumes_into(cfg:VAEConfig, out:Path) -> bool:
+    "Whether `cfg` resumes from a checkpoint of run folder `out` (which then continues there)."
+    return cfg.resume is not None and Path(cfg.resume).resolve().parent.parent == out.resolve()
+
+def train_command(preset:str|None, overrides:list, multirun:bool=False, resume:str|Path|None=None) -> list:
+    "Train the runs that `preset` and the overrides describe, or continue run folder `resume`; returns their folders. Everything is checked before the first run starts."
     from vae_nb.train import fit_vae
     from vae_nb.viz import save_run_figures
-    base = load_preset(preset)
-    name = Path(preset).stem
-    runs, plans = expand(base, parse_overrides(overrides, multirun)), []
-    sweep = any(label for _, label in runs)
-    for cfg, label in runs:
-        root = Path(cfg.get('out') or Path('runs')/(f'{name}_sweep' if sweep else name))
-        if sweep: root = fresh_folder(root)                            # a sweep's own folder, never inside a run
-        out = root/label if label else root
-        plans.append((check_config(cfg, out=str(out)), out))           # all checked before any training
+    plans = []
+    if resume is not None:
+        if multirun: raise ValueError("--resume continues one run: no -m")
+        overrides = [preset, *overrides] if preset is not None else overrides     # `--resume RUN epochs=8`: the folder's config is the preset
+        plans.append((resume_config(resume, overrides), Path(resume), False))
+    else:
+        if preset is None: raise ValueError("give a preset (`vae-nb presets` lists them) or --resume RUN_FOLDER")
+        runs = expand(load_preset(preset), parse_overrides(overrides, multirun))
+        sweep = any(label for _, label in runs)
+        name = Path(preset).stem
+        for cfg, label in runs:
+            root = Path(cfg.get('out') or Path('runs')/(f'{name}_sweep' if sweep else name))
+            if sweep: root = fresh_folder(root)                            # a sweep's own folder, never inside a run
+            out = root/label if label else root
+            cfg = check_config(cfg, out=str(out))                          # all checked before any training
+            plans.append((cfg, out, not _resumes_into(cfg, out)))
     done = []
-    for cfg, out in plans:
-        out = fresh_folder(out)
+    for cfg, out, new_folder in plans:
+        if new_folder: out = fresh_folder(out)
         print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
-        learn = fit_vae(config=cfg, out=str(out))
+        try: learn = fit_vae(config=cfg, out=str(out))
+        except Interrupted as e:
+            e.resume = f"vae-nb train --resume {shlex.quote(str(out))}"
+            raise
         if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
         save_run_figures(learn.model, learn.dls, out)
         print(json.dumps(json.loads((out/'metrics.json').read_text())['test'], indent=1))
@@ -70,9 +97,10 @@ def _parser():
     p = argparse.ArgumentParser(prog='vae-nb', description='Train, evaluate and compare VAEs (vae_nb).')
     sub = p.add_subparsers(dest='command', required=True)
     t = sub.add_parser('train', help='train from a preset (name or .yaml) plus key=value overrides')
-    t.add_argument('preset', help='preset name (see vae-nb presets) or a path to a YAML file')
+    t.add_argument('preset', nargs='?', help='preset name (see vae-nb presets) or a path to a YAML file (none with --resume)')
     t.add_argument('overrides', nargs='*', help='key=value (YAML values; dotted keys set one dict entry)')
     t.add_argument('-m', '--multirun', action='store_true', help='comma-separated values are a sweep: one run each')
+    t.add_argument('--resume', metavar='RUN_FOLDER', help="continue the run in RUN_FOLDER from its config.yaml and last.pt (overrides: only keys that keep the model, e.g. epochs=N)")
     e = sub.add_parser('evaluate', help='test metrics (ELBO, NLL, active units, probes) and figures of a run folder')
     e.add_argument('run'); e.add_argument('--k', type=int, default=1000, help='importance samples for the NLL')
     e.add_argument('--iw-n', type=int, default=1000, help='test images for the NLL (0: all)')
@@ -101,7 +129,7 @@ def error_line(e:Exception) -> str:
 
 def _run(args):
     "Run the parsed command `args`."
-    if args.command == 'train': train_command(args.preset, args.overrides, args.multirun)
+    if args.command == 'train': train_command(args.preset, args.overrides, args.multirun, args.resume)
     elif args.command == 'presets':
         for k, v in list_presets().items(): print(f'{k:20} {v}')
     elif args.command == 'config':
@@ -127,8 +155,20 @@ def main(argv:list|None=None) -> int:
     matplotlib.use('Agg')
     args = _parser().parse_args(argv)
     try: _run(args)
+    except Interrupted as e:                       # Ctrl-C or SIGTERM during training: the run folder keeps the last finished epoch
+        print(f"vae-nb: {e}", file=sys.stderr)
+        _exit_on_next_signal()
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("vae-nb: interrupted", file=sys.stderr)
+        _exit_on_next_signal()
+        return 130
     except Exception as e:
         if os.environ.get('VAE_NB_DEBUG', '') not in ('', '0'): raise
         print(f"vae-nb: error: {error_line(e)}", file=sys.stderr)
         return 2 if isinstance(e, _BAD_INPUT) else 1
     return 0
+
+def _exit_on_next_signal():
+    "After an interrupt, another Ctrl-C or SIGTERM (while Python shuts down) ends the process at once, without a traceback."
+    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, lambda signum, frame: os._exit(128 + signum))

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from fastai.callback.hook import total_params
 
 from .models import VAE, VAELoss
-from .checkpoints import load_run
+from .checkpoints import atomic_write, load_run
 from .data import show_image_grid
 
 # %% auto #0
@@ -246,8 +246,8 @@ def write_table(df:pd.DataFrame, out:str|Path) -> list:
     base = out.with_suffix('') if out.suffix in ('.csv', '.md') else out/'comparison'
     base.parent.mkdir(parents=True, exist_ok=True)
     csv, md = base.with_suffix('.csv'), base.with_suffix('.md')
-    df.to_csv(csv)
-    md.write_text(df.to_markdown(floatfmt='.3f') + '\n')
+    atomic_write(csv, df.to_csv)
+    atomic_write(md, lambda p: p.write_text(df.to_markdown(floatfmt='.3f') + '\n'))
     return [csv, md]
 
 def compare(folders:list, k:int=100, out:str|Path|None=None, **kwargs) -> pd.DataFrame:
@@ -305,8 +305,7 @@ def evaluate_command(run:str|Path, k:int=1000, out:str|Path|None=None, iw_n:int|
     "What `vae-nb evaluate RUN` does: `evaluate_run` (checkpoint `which`; NLL on `iw_n` test images, None: all), print the scalars, write `evaluation.json` into the run folder (or `out`)."
     res = evaluate_run(run, k=k, which=which, iw_n=iw_n)
     path = Path(out) if out else Path(run)/'evaluation.json'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=1))
+    atomic_write(path, lambda p: p.write_text(json.dumps(res, indent=1)))
     print(json.dumps({k_: v for k_, v in res.items() if not isinstance(v, list)}, indent=1))
     return res
 
@@ -324,6 +323,6 @@ def compare_command(runs:list, out:str|Path='comparison', k:int=100, iw_n:int|No
     out, runs = Path(out), run_folders(list(runs))
     table = compare(list(runs), k=k, out=out, iw_n=iw_n)
     fig = compare_figure(list(runs), table)
-    fig.savefig(out/'comparison.png', dpi=80); plt.close(fig)
+    atomic_write(out/'comparison.png', lambda p: fig.savefig(p, dpi=80)); plt.close(fig)
     print(table.to_markdown(floatfmt='.3f'))
     return table

@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/train.html.md"""
 
 # %% ../nbs/04d_train.ipynb #66f64295
 from __future__ import annotations
-import contextlib, dataclasses, inspect, json, time, warnings
+import contextlib, dataclasses, inspect, json, signal, sys, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -20,16 +20,17 @@ with warnings.catch_warnings():
     from fastai.callback.tracker import EarlyStoppingCallback
     from fastai.callback.training import GradientClip
     import fastai.callback.schedule  # noqa: F401  (importing it gives Learner fit_one_cycle and fit_flat_cos)
-    from fastai.callback.progress import CSVLogger
     from fastai.callback.hook import total_params
     from fastai.optimizer import OptimWrapper
     from fastai.data.core import DataLoaders
     from fastai.torch_core import default_device, set_seed
+from fastcore.imports import in_notebook
 
 from .models import VAELoss
 from .config import VAEConfig, check_config, check_data, config_fields, config_table, dls_from_config, model_from_config, as_plain, _default
-from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedule, WeightAverage, TableLogger, lean, vae_metrics)
-from .checkpoints import Checkpoints, RunEpochs, load_checkpoint, check_resumable, restore
+from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedule, WeightAverage, TableLogger, RunProgress, Interrupted,
+                              lean, stop_on_signals, vae_metrics)
+from .checkpoints import Checkpoints, RunEpochs, RunHistory, atomic_write, load_checkpoint, check_resumable, restore
 from .evaluate import elbo_parts, test_dl
 from .viz import LatentPlots
 
@@ -37,16 +38,16 @@ from .viz import LatentPlots
 __all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'fit_vae', 'write_metrics']
 
 # %% ../nbs/04d_train.ipynb #12dad72c
-def _callbacks(c:VAEConfig, out:Path|None, resuming:bool=False) -> list:
+def _callbacks(c:VAEConfig, out:Path|None) -> list:
     "The callbacks config `c` asks for (the run folder's when `out` is given)."
-    cbs = [VAEBatch(), NaNGuard(), RunEpochs()]
+    cbs = [VAEBatch(), NaNGuard(), RunEpochs(), RunProgress()]
     if c.kl_anneal not in (None, 'none'):
         cbs.append(KLAnneal(c.kl_anneal, warmup=c.anneal_warmup, **({'cycles': c.anneal_cycles} if c.kl_anneal == 'cyclical' else {})))
     if c.capacity is not None: cbs.append(CapacitySchedule(c.capacity, gamma=c.capacity_gamma))
     if c.grad_clip: cbs.append(GradientClip(c.grad_clip))
     if c.ema: cbs.append(WeightAverage(c.ema))
     if c.patience: cbs.append(EarlyStoppingCallback(monitor='valid_elbo', comp=np.greater, min_delta=c.min_delta, patience=c.patience))
-    if out is not None: cbs += [CSVLogger(str(out/'history.csv'), append=resuming), Checkpoints(out/'checkpoints', c.checkpoint_every, config=c)]
+    if out is not None: cbs += [RunHistory(out/'history.csv'), Checkpoints(out/'checkpoints', c.checkpoint_every, config=c)]
     if c.viz_every: cbs.append(LatentPlots(c.viz_every, out/'figures' if out else None, show=not c.quiet))
     if c.wandb:
         from fastai.callback.wandb import WandbCallback
@@ -104,7 +105,6 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     out = Path(c.out) if c.out else None
     state = load_checkpoint(c.resume) if c.resume else None     # a bad checkpoint fails before any data loads
     if state is not None: check_resumable(state, c)
-    if state is not None and c.schedule != 'constant': raise ValueError(f"resume needs schedule='constant' (a {c.schedule} schedule cannot be continued)")
     device = training_device(c.device)
     set_seed(c.seed, reproducible=True)
     if model is not None or dls is not None: c = dataclasses.replace(c, custom=_custom(model, dls))
@@ -116,27 +116,40 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     loss = VAELoss(c.beta, c.free_bits, c.capacity)
     learn = VAELearner(dls, model.to(device), loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,
                        metrics=vae_metrics(loss), default_cbs=False,
-                       cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out, resuming=state is not None) + list(cbs or []))
+                       cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out) + list(cbs or []))
     learn.recorder.train_metrics = True
     learn.config = as_plain(c)
     if c.wandb: _start_wandb(learn, out)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out/'config.yaml').write_text(yaml.safe_dump(learn.config, sort_keys=False))
+    if out is not None: atomic_write(out/'config.yaml', lambda p: p.write_text(yaml.safe_dump(learn.config, sort_keys=False)))
     learn.epoch_offset = 0
     if state is not None: restore(learn, state)
+    learn.saved_epoch = learn.epoch_offset
     remaining = c.epochs - learn.epoch_offset
     if remaining < 1: return learn
     start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        if c.quiet or not c.progress:
-            stack.enter_context(learn.no_bar())
-            learn.logger = TableLogger(learn)
-        if c.quiet: stack.enter_context(learn.no_logging())
-        getattr(learn, SCHEDULE_METHODS[c.schedule])(remaining, c.lr)
+    try:
+        with contextlib.ExitStack() as stack:
+            if not _progress_bars(c):
+                stack.enter_context(learn.no_bar())
+                learn.logger = TableLogger(learn)
+            if c.quiet: stack.enter_context(learn.no_logging())
+            stack.enter_context(stop_on_signals(learn))
+            getattr(learn, SCHEDULE_METHODS[c.schedule])(remaining, c.lr)
+    except KeyboardInterrupt: learn.stop_signal = getattr(learn, 'stop_signal', None) or signal.SIGINT    # a second signal, or one outside the main thread
     learn.train_seconds = time.perf_counter() - start
+    if getattr(learn, 'stop_signal', None) is not None: raise _interrupted(learn, c, out)
     if getattr(learn, 'nan_stop', None) is None and out is not None: write_metrics(learn, out)
     return learn
+
+def _progress_bars(c:VAEConfig) -> bool:
+    "Whether to show fastprogress's bars: asked for, and shown in a notebook or a terminal (not a log file, CI or a pipe)."
+    return c.progress and not c.quiet and (in_notebook() or sys.stdout.isatty())
+
+def _interrupted(learn:Learner, c:VAEConfig, out:Path|None) -> Interrupted:
+    "The `Interrupted` that says how far a stopped run got (the epoch its `last.pt` holds) and how to continue it from Python."
+    epoch = learn.saved_epoch if out is not None else learn.epoch_offset + len(learn.recorder.values)
+    resume = f"fit_vae(..., out={str(out)!r}, resume={str(out/'checkpoints'/'last.pt')!r})" if out is not None and epoch else ''
+    return Interrupted(learn.stop_signal, epoch, c.epochs, resume)
 
 _params = list(inspect.signature(fit_vae).parameters.values())[:-1]
 fit_vae.__signature__ = inspect.signature(fit_vae).replace(parameters=_params + [
@@ -147,5 +160,5 @@ def write_metrics(learn:Learner, out:str|Path) -> dict:
     "Write `metrics.json` (test metrics, epochs, training time, parameters) into run folder `out`."
     m = dict(test=elbo_parts(learn.model, test_dl(learn.dls), learn.loss_func), epochs_run=len(learn.recorder.values) + learn.epoch_offset,
              train_seconds=round(getattr(learn, 'train_seconds', float('nan')), 2), n_params=total_params(learn.model)[0], config=learn.config)
-    Path(out, 'metrics.json').write_text(json.dumps(m, indent=1))
+    atomic_write(Path(out, 'metrics.json'), lambda p: p.write_text(json.dumps(m, indent=1)))
     return m

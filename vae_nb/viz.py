@@ -21,6 +21,7 @@ from .models import VAE, import_package_families
 from .callbacks import EpochEndCallback, global_epoch
 from .beta import traversal_grid
 from .evaluate import activity_threshold, kl_groups, latent_means, prior_variance, test_dl, unit_activity
+from .checkpoints import atomic_write
 
 # %% auto #0
 __all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid', 'prior_grid',
@@ -338,9 +339,7 @@ class LatentPlots(EpochEndCallback):
         if epoch % self.every: return
         fig = training_figure(self.learn.model, self.dls.valid, title=f'epoch {epoch}')
         self.history.append((epoch, *latent_means(self.learn.model, self.dls.valid, 1000)))
-        if self.folder:
-            Path(self.folder).mkdir(parents=True, exist_ok=True)
-            fig.savefig(Path(self.folder)/f'latent_epoch_{epoch:03d}.png', dpi=80)
+        if self.folder: atomic_write(Path(self.folder)/f'latent_epoch_{epoch:03d}.png', lambda p: fig.savefig(p, dpi=80))
         if self.show and in_notebook():
             from IPython.display import display
             display(fig)
@@ -348,7 +347,8 @@ class LatentPlots(EpochEndCallback):
         self.learn.model.train()
     def after_fit(self):
         if self.folder and len(self.history) > 1:
-            save_gif(latent_evolution_figs(self.history, vocab=_vocab(self.dls.valid)), Path(self.folder)/'latent_evolution.gif', fps=2)
+            frames = latent_evolution_figs(self.history, vocab=_vocab(self.dls.valid))
+            atomic_write(Path(self.folder)/'latent_evolution.gif', lambda p: save_gif(frames, p, fps=2))
 
 # %% ../nbs/07_viz.ipynb #d24ae515
 def plot_history(history_csv:str|Path):
@@ -421,7 +421,7 @@ def save_run_figures(model:VAE, dls, folder:str|Path) -> list:
     for f in RUN_FIGURES.values():
         if not f.applies(model, folder): continue
         made = f.make(model, dls, folder)
-        if isinstance(made, list): save_gif(made, figs/f.name, fps=6)
-        else: made.savefig(figs/f.name, dpi=80, bbox_inches='tight'); plt.close(made)
+        if isinstance(made, list): atomic_write(figs/f.name, lambda p: save_gif(made, p, fps=6))
+        else: atomic_write(figs/f.name, lambda p: made.savefig(p, dpi=80, bbox_inches='tight')); plt.close(made)
         saved.append(f.name)
     return saved
