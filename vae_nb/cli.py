@@ -45,6 +45,7 @@ def train_command(preset:str, overrides:list, multirun:bool=False) -> list:
     "Train the runs that `preset` and the overrides describe; returns their folders. Everything is checked before the first run starts."
     from vae_nb.train import fit_vae
     from vae_nb.viz import save_run_figures
+    from fastai.torch_core import rank_distrib
     base = load_preset(preset)
     name = Path(preset).stem
     plans = []
@@ -55,9 +56,10 @@ def train_command(preset:str, overrides:list, multirun:bool=False) -> list:
     done = []
     for cfg, out in plans:
         out = fresh_folder(out)
-        print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
+        if rank_distrib() == 0: print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
         learn = fit_vae(config=cfg, out=str(out))
         if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
+        if rank_distrib() != 0: continue                               # several processes: rank 0 writes the run folder
         save_run_figures(learn.model, learn.dls, out)
         print(json.dumps(json.loads((out/'metrics.json').read_text())['test'], indent=1))
         done.append(out)
@@ -71,6 +73,7 @@ def _parser():
     t.add_argument('preset', help='preset name from configs/ or a path to a YAML file')
     t.add_argument('overrides', nargs='*', help='key=value (YAML values; dotted keys set one dict entry)')
     t.add_argument('-m', '--multirun', action='store_true', help='comma-separated values are a sweep: one run each')
+    t.add_argument('--nproc', type=int, default=1, help='train on N local processes (torchrun, DDP); bs stays the global batch')
     e = sub.add_parser('evaluate', help='test metrics (ELBO, NLL, active units, probes) and figures of a run folder')
     e.add_argument('run'); e.add_argument('--k', type=int, default=1000, help='importance samples for the NLL')
     e.add_argument('--iw-n', type=int, default=1000, help='test images for the NLL (0: all)')
@@ -92,6 +95,9 @@ def main(argv:list|None=None) -> int:
     matplotlib.use('Agg')
     args = _parser().parse_args(argv)
     try:
+        if args.command == 'train' and args.nproc != 1:
+            from vae_nb.distributed import launch_local
+            return launch_local(args.nproc, ['train', args.preset, *args.overrides] + (['--multirun'] if args.multirun else []))
         if args.command == 'train': train_command(args.preset, args.overrides, args.multirun)
         elif args.command == 'presets':
             for k, v in list_presets().items(): print(f'{k:20} {v}')
