@@ -28,7 +28,7 @@ learn = fit_vae(cbs=[Fault(**fault)] if fault else None, **kw)
 r = rank_distrib()
 torch.save(learn.model.state_dict(), f'{prefix}_params{r}.pt')
 json.dump(dict(values=[list(map(float, v)) for v in learn.recorder.values], names=list(learn.recorder.metric_names[1:-1]),
-               nan_stop=getattr(learn, 'nan_stop', None)), open(f'{prefix}_rank{r}.json', 'w'))
+               writes=hasattr(learn, 'checkpoint_dir'), nan_stop=getattr(learn, 'nan_stop', None)), open(f'{prefix}_rank{r}.json', 'w'))
 '''
 # 8x8 digits, a 16-unit MLP: 300 training images (9 batches of 32), 101 validation images (odd: a padded shard would count one twice)
 SMALL = dict(dataset='digits', arch={'kind': 'mlp', 'hidden': [16]}, latent_dim=2, device='cpu', bs=32, max_train=300, valid_pct=0.07,
@@ -73,6 +73,7 @@ def test_recorded_metrics_cover_the_whole_split_once(runs):
     "The validation metrics the 2-process run records are the 1-process run's, the same bits on both ranks, and a 1-process evaluation of its checkpoint."
     tmp, one, two = runs
     a, b = two.ranks
+    assert (a['writes'], b['writes']) == (True, False)                  # rank 0 alone writes the run folder
     assert a['values'] == b['values']
     torch.testing.assert_close(torch.tensor(a['values']), torch.tensor(one.ranks[0]['values']), rtol=1e-5, atol=1e-5)
     model, dls, c = load_run(tmp/'two', 'last')
