@@ -82,6 +82,17 @@ def test_recorded_metrics_cover_the_whole_split_once(runs):
     last = dict(zip(a['names'], a['values'][-1]))
     for k in ('loss', 'recon', 'elbo'): assert abs(last[f'valid_{k}'] - parts[k]) < 1e-4, (k, last[f'valid_{k}'], parts[k])
 
+def test_resume_on_two_processes_continues_exactly(runs):
+    "2 epochs on 2 processes, then resumed to 3 from `last.pt` on 2 processes: the weights of the uninterrupted 3-epoch runs (the loaders' random state brings the same permutation back on every rank)."
+    tmp, one, two = runs
+    ok(launch(tmp, 'first', 2, bottleneck='ae', epochs=2, out=str(tmp/'part')))
+    resumed = ok(launch(tmp, 'resumed', 2, bottleneck='ae', epochs=3, out=str(tmp/'part'), resume=str(tmp/'part'/'checkpoints'/'last.pt')))
+    for k, v in one.params[0].items():
+        torch.testing.assert_close(resumed.params[0][k], v, rtol=1e-4, atol=1e-5)
+        assert torch.equal(resumed.params[0][k], resumed.params[1][k]), k
+    rows = [l for l in (tmp/'part'/'history.csv').read_text().splitlines() if not l.startswith('epoch')]   # (fastai's CSVLogger repeats the header on append)
+    assert [r.split(',')[0] for r in rows] == ['0', '1', '2']
+
 def test_early_stopping_stops_every_rank_at_once(tmp_path):
     "A Gaussian VAE (each rank draws its own noise): early stopping reads the reduced record, identical on both ranks, and stops both at the same epoch."
     r = ok(launch(tmp_path, 'es', 2, bottleneck='gaussian', epochs=6, patience=1, min_delta=2.))
