@@ -62,6 +62,7 @@ def train_command(preset:str|None, overrides:list, multirun:bool=False, resume:s
     "Train the runs that `preset` and the overrides describe, or continue run folder `resume`; returns their folders. Everything is checked before the first run starts."
     from vae_nb.train import fit_vae
     from vae_nb.viz import save_run_figures
+    from fastai.torch_core import rank_distrib
     plans = []
     if resume is not None:
         if multirun: raise ValueError("--resume continues one run: no -m")
@@ -81,12 +82,13 @@ def train_command(preset:str|None, overrides:list, multirun:bool=False, resume:s
     done = []
     for cfg, out, new_folder in plans:
         if new_folder: out = fresh_folder(out)
-        print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
+        if rank_distrib() == 0: print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
         try: learn = fit_vae(config=cfg, out=str(out))
         except Interrupted as e:
             e.resume = f"vae-nb train --resume {shlex.quote(str(out))}"
             raise
         if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
+        if rank_distrib() != 0: continue                               # several processes: rank 0 writes the run folder
         save_run_figures(learn.model, learn.dls, out)
         print(json.dumps(json.loads((out/'metrics.json').read_text())['test'], indent=1))
         done.append(out)
@@ -100,6 +102,7 @@ def _parser():
     t.add_argument('preset', nargs='?', help='preset name (see vae-nb presets) or a path to a YAML file (none with --resume)')
     t.add_argument('overrides', nargs='*', help='key=value (YAML values; dotted keys set one dict entry)')
     t.add_argument('-m', '--multirun', action='store_true', help='comma-separated values are a sweep: one run each')
+    t.add_argument('--nproc', type=int, default=1, help='train on N local processes (torchrun, DDP); bs stays the global batch')
     t.add_argument('--resume', metavar='RUN_FOLDER', help="continue the run in RUN_FOLDER from its config.yaml and last.pt (overrides: only keys that keep the model, e.g. epochs=N)")
     e = sub.add_parser('evaluate', help='test metrics (ELBO, NLL, active units, probes) and figures of a run folder')
     e.add_argument('run'); e.add_argument('--k', type=int, default=1000, help='importance samples for the NLL')
@@ -129,6 +132,10 @@ def error_line(e:Exception) -> str:
 
 def _run(args):
     "Run the parsed command `args`."
+    if args.command == 'train' and args.nproc != 1:
+        from vae_nb.distributed import launch_local
+        return launch_local(args.nproc, ['train', *([args.preset] if args.preset else []), *args.overrides]
+                            + (['--multirun'] if args.multirun else []) + (['--resume', str(args.resume)] if args.resume else []))
     if args.command == 'train': train_command(args.preset, args.overrides, args.multirun, args.resume)
     elif args.command == 'presets':
         for k, v in list_presets().items(): print(f'{k:20} {v}')
@@ -154,7 +161,7 @@ def main(argv:list|None=None) -> int:
     (1 for an unexpected exception), no traceback unless the environment sets `VAE_NB_DEBUG=1`."""
     matplotlib.use('Agg')
     args = _parser().parse_args(argv)
-    try: _run(args)
+    try: code = _run(args)
     except Interrupted as e:                       # Ctrl-C or SIGTERM during training: the run folder keeps the last finished epoch
         print(f"vae-nb: {e}", file=sys.stderr)
         _exit_on_next_signal()
@@ -167,7 +174,7 @@ def main(argv:list|None=None) -> int:
         if os.environ.get('VAE_NB_DEBUG', '') not in ('', '0'): raise
         print(f"vae-nb: error: {error_line(e)}", file=sys.stderr)
         return 2 if isinstance(e, _BAD_INPUT) else 1
-    return 0
+    return code or 0                               # the launcher's exit status for --nproc
 
 def _exit_on_next_signal():
     "After an interrupt, another Ctrl-C or SIGTERM (while Python shuts down) ends the process at once, without a traceback."

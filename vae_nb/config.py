@@ -20,7 +20,7 @@ from .elbo import LIKELIHOODS, get_likelihood
 from .models import ARCHS, VAE, build_vae, bottleneck_names, get_bottleneck
 
 # %% auto #0
-__all__ = ['DEVICES', 'SCHEDULES', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
+__all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
            'check_value', 'check_config', 'prior_kwargs', 'as_plain', 'dls_from_config', 'check_data',
            'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value',
            'split_top_level', 'parse_overrides', 'apply_override']
@@ -35,6 +35,7 @@ def opt(default, doc:str, choices=None, low=None, high=None, model:bool=False):
 # %% ../nbs/04a_config.ipynb #1524edc9
 DEVICES = ['auto', 'cpu', 'cuda', 'mps'] + [f'cuda:{i}' for i in range(8)]
 SCHEDULES = ['constant', 'one_cycle', 'flat_cos']
+PRECISIONS = ['32', 'bf16', 'fp16']
 
 @dataclass
 class VAEConfig:
@@ -74,6 +75,7 @@ class VAEConfig:
     min_delta:float = opt(0., "early stopping: the least improvement of the validation ELBO that counts (nats)", low=0.)
     seed:int = opt(42, "random seed of the split, the initialisation and the batches", low=0)
     device:str = opt('auto', "'auto' (CUDA, then Apple MPS, then CPU), 'cpu', 'cuda', 'cuda:1', 'mps'", choices=DEVICES)
+    precision:str|int = opt('32', "arithmetic of the encoder and decoder: '32' (float32), 'bf16' or 'fp16' (autocast; fp16 also scales the loss); posterior, likelihood and KL stay float32", choices=PRECISIONS)
     # the run folder and logging
     out:str|Path|None = opt(None, "run folder for config.yaml, history.csv, metrics.json, checkpoints and figures; None: keep nothing")
     resume:str|Path|None = opt(None, "a checkpoint (checkpoints/last.pt) to continue from")
@@ -137,6 +139,8 @@ def check_config(config:VAEConfig|dict|None=None, **overrides) -> VAEConfig:
     given.update(overrides)
     for k, v in given.items(): check_value(k, v)
     c = VAEConfig(**given)
+    if str(c.precision) not in PRECISIONS: raise ValueError(f"Unknown precision {c.precision!r}. Allowed: {', '.join(PRECISIONS)}")
+    c.precision = str(c.precision)        # `precision=32` on the command line is YAML's integer 32
     if c.ema == 1. or c.ema == 0.: raise ValueError(f"ema must be None or a decay in (0, 1) such as 0.999, got {c.ema!r}")
     get_bottleneck(c.bottleneck, c.latent_dim, **prior_kwargs(c))     # the family checks its own latent size and prior
     if c.classes is not None and len(c.classes) < 1: raise ValueError(f"classes must be a non-empty list of class indices or names, got {c.classes!r}")

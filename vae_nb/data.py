@@ -362,14 +362,18 @@ class TensorDL(DataLoader):
         if self.device is not None: self.dataset = self.dataset.to(self.device)
         return self
 
+    def batch_idxs(self):
+        "The index tensor of each batch of one epoch: slices of the epoch's seeded permutation (or of 0..n-1 without `shuffle`)."
+        n = self.n
+        if self.shuffle: idxs = torch.randperm(n, generator=torch.Generator().manual_seed(self.rng.randint(0, 2**32 - 1)))
+        else: idxs = torch.arange(n)
+        idxs = idxs.to(self.dataset.x.device)
+        for i in range(len(self)): yield idxs[i*self.bs:(i+1)*self.bs]
+
     def __iter__(self):
         self.randomize()
         self.before_iter()
-        n, dev = self.n, self.dataset.x.device
-        if self.shuffle: idxs = torch.randperm(n, generator=torch.Generator().manual_seed(self.rng.randint(0, 2**32 - 1)))
-        else: idxs = torch.arange(n)
-        idxs = idxs.to(dev)
-        for i in range(len(self)): yield self.after_batch(self.dataset.batch(idxs[i*self.bs:(i+1)*self.bs]))
+        for idx in self.batch_idxs(): yield self.after_batch(self.dataset.batch(idx))
         self.after_iter()
 
     def show_batch(self, nrow:int=16, max_n:int=64, **kwargs):

@@ -33,6 +33,7 @@ from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedu
 from .checkpoints import Checkpoints, RunEpochs, RunHistory, atomic_write, load_checkpoint, check_resumable, restore
 from .evaluate import elbo_parts, test_dl
 from .viz import LatentPlots
+from .distributed import init_distributed, parallel_callbacks, rank_config, shard_dls, world_size
 
 # %% auto #0
 __all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'fit_vae', 'write_metrics']
@@ -53,7 +54,7 @@ def _callbacks(c:VAEConfig, out:Path|None) -> list:
         from fastai.callback.wandb import WandbCallback
         cbs.append(WandbCallback(log_preds=False, log_model=False))
     if c.tensorboard: cbs.append(_tensorboard_callback(out))
-    return cbs
+    return cbs + parallel_callbacks(c)
 
 def _tensorboard_callback(out:Path|None):
     "fastai's `TensorBoardCallback`, logging only the numeric optimiser hyper-parameters (torch's Adam also has None and bool ones, which TensorBoard rejects)."
@@ -101,15 +102,16 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
             config:VAEConfig|dict|None=None, # a whole config (or a dict of keys, e.g. a preset) that the keywords override
             **overrides) -> Learner:
     "Train the VAE that `config` and the keyword `overrides` (every key of `VAEConfig`) describe, or your own `dls`/`model`, with extra fastai `cbs`; returns the `Learner`."
-    c = check_config(config, **overrides)
+    c = rank_config(check_config(config, **overrides))      # with several processes only rank 0 writes and prints
     out = Path(c.out) if c.out else None
     state = load_checkpoint(c.resume) if c.resume else None     # a bad checkpoint fails before any data loads
     if state is not None: check_resumable(state, c)
-    device = training_device(c.device)
+    device = init_distributed(training_device(c.device))       # joins the launcher's process group, if any
     set_seed(c.seed, reproducible=True)
     if model is not None or dls is not None: c = dataclasses.replace(c, custom=_custom(model, dls))
     if dls is None: dls = dls_from_config(c, device)
     else: check_data(dls, c.likelihood)
+    dls = shard_dls(dls)                                        # each rank its slice of every batch
     if model is None:
         model = model_from_config(c, dls)
         if c.init_bias and state is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
@@ -159,6 +161,7 @@ fit_vae.__doc__ += "\n\nThe keyword arguments are the keys of `VAEConfig`:\n\n" 
 def write_metrics(learn:Learner, out:str|Path) -> dict:
     "Write `metrics.json` (test metrics, epochs, training time, parameters) into run folder `out`."
     m = dict(test=elbo_parts(learn.model, test_dl(learn.dls), learn.loss_func), epochs_run=len(learn.recorder.values) + learn.epoch_offset,
-             train_seconds=round(getattr(learn, 'train_seconds', float('nan')), 2), n_params=total_params(learn.model)[0], config=learn.config)
+             train_seconds=round(getattr(learn, 'train_seconds', float('nan')), 2), n_params=total_params(learn.model)[0],
+             world_size=world_size(), precision=learn.config['precision'], config=learn.config)
     atomic_write(Path(out, 'metrics.json'), lambda p: p.write_text(json.dumps(m, indent=1)))
     return m
