@@ -121,7 +121,8 @@ def report(df) -> str:
     if a.get('device', 'cpu') == 'cpu': del names['gpu_peak_mb']
     megabytes = {c: df[c].round().astype(int) for c in ('peak_mb', 'gpu_peak_mb') if c in names}
     table = df.assign(**megabytes)[list(names)].rename(columns=names).rename_axis('pipeline')
-    return table.to_markdown(floatfmt='.2f').rstrip('\n') + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
+    fmts = [''] + ['.2f' if t in ('s/epoch (median)', 'min', 'max') else '.0f' for t in table.columns]     # seconds to 0.01, MB and threads whole
+    return table.to_markdown(floatfmt=fmts).rstrip('\n') + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
 
 # %% ../nbs/10_benchmarks.ipynb #4c10ba44
 def long_run(folder:str|Path, preset:str, **overrides) -> Path:
