@@ -82,7 +82,7 @@ class VAEConfig:
     checkpoint_every:int = opt(0, "also keep checkpoints/epoch_XXX.pt every this many epochs; 0: only last.pt and best.pt", low=0)
     viz_every:int = opt(0, "save (and show) the latent-space figure every this many epochs; 0: never", low=0)
     quiet:bool = opt(False, "print nothing while training")
-    progress:bool = opt(True, "progress bars (False: one table row per epoch)")
+    progress:bool = opt(True, "progress bars in a notebook or a terminal (elsewhere, as in a log file, one plain line per epoch); False: one table row per epoch everywhere")
     wandb:bool = opt(False, "log to Weights & Biases (fastai's WandbCallback)")
     tensorboard:bool = opt(False, "log to TensorBoard under out/tensorboard")
     custom:str|None = opt(None, "set by fit_vae when it trained your own model or data (their classes): such a run folder cannot be rebuilt from its config")
