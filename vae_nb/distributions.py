@@ -8,12 +8,67 @@ Docs: https://vae-nb.github.io/vae_nb/distributions.html.md"""
 __all__ = ['log_expdd', 'log_normalizer_and_mean', 'log_z', 'ContinuousCategorical', 'kl_cc_cc']
 
 # %% ../nbs/02_distributions.ipynb #aff45a71
-import math
+import functools, math
 import torch
 from torch.distributions import Distribution, constraints, register_kl
 
 # %% ../nbs/02_distributions.ipynb #65f7d2fa
-_BASE_TERMS = 12   # base spread <= 1/8: relative tail <= 2 * 8^-12 / 12! < 1e-18
+_BASE_TERMS = 16   # base spread <= 1/2: relative tail <= 2 * 2^-16 / 16! < 2e-18
+
+@functools.lru_cache(maxsize=256)
+def _coefficients(K: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    "The base series' weights [J, K, K]: (sig tau)^(l-i) / (j+l-i)! for l >= i, else 0 (sig = K-1, tau = 2^-m); made once per (K, m, dtype, device)."
+    sig, tau = float(max(K - 1, 1)), 2.0 ** -m
+    i = torch.arange(K, device=device)
+    gap = (i[None, :] - i[:, None]).to(dtype)               # l - i
+    jj = torch.arange(_BASE_TERMS, dtype=dtype, device=device)[:, None, None]
+    return torch.where(gap >= 0, gap.clamp_min(0) * math.log(sig * tau) - torch.lgamma(jj + gap.clamp_min(0) + 1), -math.inf).exp()
+
+def _taylor_table(y: torch.Tensor, coef: torch.Tensor, m: int):
+    "Reference (differentiable) table from base nodes `y` [N, K]: ([B, B^2, ..., B^(2^m)], h_j of every suffix [J, N, K], h_j of every (i, l) [J, N, K, K])."
+    U = coef[0].ne(0).to(y.dtype).expand(*y.shape[:-1], *coef.shape[1:])
+    B, Us = coef[0] * U, [U]
+    for j in range(1, coef.shape[0]):
+        U = (y[..., None, :] * U).cumsum(-1)                # h_j(y_i..y_l) = sum_{i<=q<=l} y_q h_{j-1}(y_i..y_q)
+        B = torch.addcmul(B, coef[j], U)
+        Us.append(U)
+    P = [B]                                                 # B_il = (sig tau)^(l-i) exp[y_i..y_l] = exp(tau M)_il
+    for _ in range(m): P.append(P[-1] @ P[-1])              # non-negative matrices: no cancellation
+    return P, torch.stack([u[..., :, -1] for u in Us]), Us
+
+class _Table(torch.autograd.Function):
+    "`_taylor_table` with a hand-written first-order backward (a second order goes through the reference)."
+    @staticmethod
+    def forward(ctx, y, coef, m):
+        P, last, Us = _taylor_table(y, coef, m)
+        ctx.m, ctx.J = m, coef.shape[0]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(y, coef, *P[:-1], *Us[:-1])
+        return (*P, last)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        y, coef, *rest = ctx.saved_tensors
+        m, J = ctx.m, ctx.J
+        if torch.is_grad_enabled():                         # create_graph: differentiate the reference, so that it can be differentiated again
+            P, last, _ = _taylor_table(y, coef, m)
+            outs, gs = zip(*[(o, g) for o, g in zip((*P, last), grads) if g is not None])
+            return torch.autograd.grad(outs, y, gs, allow_unused=True, create_graph=True)[0], None, None
+        P, Us = rest[:m], rest[m:]
+        acc = None
+        for b in reversed(range(m + 1)):                    # P[b+1] = P[b] @ P[b]
+            if grads[b] is not None: acc = grads[b] if acc is None else acc + grads[b]
+            if b and acc is not None: Pt = P[b - 1].mT.contiguous(); acc = torch.baddbmm(Pt @ acc, acc, Pt) if acc.dim() == 3 else Pt @ acc + acc @ Pt
+        glast = grads[m + 1]
+        gy, gU, yb = torch.zeros_like(y), None, y[..., None, :]
+        for j in reversed(range(1, J)):
+            g = coef[j] * acc if acc is not None else torch.zeros_like(Us[0])
+            if glast is not None: g[..., :, -1] += glast[j]
+            if gU is not None: g = torch.addcmul(g, gU, yb)
+            gX = g.flip(-1).cumsum(-1).flip(-1)             # back through the cumsum
+            gy += (gX * Us[j - 1]).sum(-2)
+            gU = gX
+        return gy, None, None
 
 def _expm_table(nodes: torch.Tensor):
     "Scaling and squaring of the Opitz matrix: `(P, U, c, m)` with P[b] = exp(2^(b-m) M), M = diag(nodes - c) + (K-1) N, and U[j] = h_j of every suffix at the base scale."
@@ -21,23 +76,11 @@ def _expm_table(nodes: torch.Tensor):
     c = nodes.min(-1, keepdim=True).values.detach()        # shift by the minimum: d >= 0, no cancellation anywhere
     d = nodes - c
     rho = float(d.detach().amax()) if d.numel() else 0.
-    m = max(0, math.ceil(math.log2(8 * rho))) if rho > 0 else 0
-    tau, sig = 2.0 ** -m, float(max(K - 1, 1))
-    y = d * tau                                             # base nodes, spread <= 1/8
-    i = torch.arange(K, device=d.device)
-    gap = (i[None, :] - i[:, None]).to(d.dtype)             # l - i
-    up = gap >= 0
-    jj = torch.arange(_BASE_TERMS, dtype=d.dtype, device=d.device)[:, None, None]
-    coef = torch.where(up, gap.clamp_min(0) * math.log(sig * tau) - torch.lgamma(jj + gap.clamp_min(0) + 1), -math.inf).exp()
-    U = up.to(d.dtype).expand(*d.shape[:-1], K, K)
-    B, last = coef[0] * U, [U[..., :, -1]]
-    for j in range(1, _BASE_TERMS):
-        U = (y[..., None, :] * U).cumsum(-1)                # h_j(y_i..y_l) = sum_{i<=q<=l} y_q h_{j-1}(y_i..y_q)
-        B = torch.addcmul(B, coef[j], U)
-        last.append(U[..., :, -1])
-    P = [B]                                                 # B_il = (sig tau)^(l-i) exp[y_i..y_l] = exp(tau M)_il
-    for _ in range(m): P.append(P[-1] @ P[-1])              # non-negative matrices: no cancellation
-    return P, torch.stack(last), c, m
+    m = max(0, math.ceil(math.log2(2 * rho))) if rho > 0 else 0
+    y = d * 2.0 ** -m                                       # base nodes, spread <= 1/2
+    coef = _coefficients(K, m, d.dtype, d.device)
+    *P, last = _Table.apply(y, coef, m)
+    return P, last, c, m
 
 def _log_corner(table) -> torch.Tensor:
     "A = log exp[nodes] from the table."
@@ -60,13 +103,40 @@ def log_normalizer_and_mean(eta: torch.Tensor):
     return (A if eta.requires_grad else A.detach()), mu
 
 # %% ../nbs/02_distributions.ipynb #a5328e4a
+class _BitProducts(torch.autograd.Function):
+    "`w` [..., K, T] times `P[b]` in the columns whose `bits[..., b, :]` is 1, for b = 0, 1, ... (the factors commute); a backward of two products per factor."
+    @staticmethod
+    def _chain(bits, w, P):
+        ws = [w]
+        for b, Pb in enumerate(P): ws.append(torch.lerp(ws[-1], Pb @ ws[-1], bits[..., b:b + 1, :]))
+        return ws
+
+    @staticmethod
+    def forward(ctx, bits, w, *P):
+        ws = _BitProducts._chain(bits, w, P)
+        ctx.save_for_backward(bits, w, *ws[1:-1], *P)
+        return ws[-1]
+
+    @staticmethod
+    def backward(ctx, g):
+        bits, w, *rest = ctx.saved_tensors
+        n = (len(rest) + 1) // 2
+        P = rest[n - 1:]
+        ws = _BitProducts._chain(bits, w, P) if torch.is_grad_enabled() else [w, *rest[:n - 1]]   # double backward: the chain again, on the graph
+        g, gP = g.contiguous(), [None] * n
+        for b in reversed(range(n)):
+            gb = g * bits[..., b:b + 1, :]
+            if ctx.needs_input_grad[2 + b]: gP[b] = gb @ ws[b].mT
+            g = g - gb + P[b].mT @ gb
+        return (None, g, *gP)
+
 def log_z(table, t: torch.Tensor) -> torch.Tensor:
     "log Z_i(t) = log (t^(K-1-i) exp[t nodes_i, ..., t nodes_K]) for every start i, at times 0 <= `t` <= 1 [..., P] (no gradient in `t`): [..., P, K]."
     P, last, c, m = table
     K = P[0].shape[-1]
     sig = float(max(K - 1, 1))
     t = t.detach()
-    q = (t * 2 ** m).floor().clamp(0, 2 ** m)
+    q = (t * 2 ** m).floor().clamp(0, max(2 ** m - 1, 0))     # t = 1 is q = 2^m - 1 and phi = 1: the powers below P[m] suffice
     phi = (t * 2 ** m - q).clamp(0, 1)                      # t = (q + phi) 2^-m
     lag = torch.arange(K - 1, -1, -1, dtype=t.dtype, device=t.device)
     j = torch.arange(_BASE_TERMS, dtype=t.dtype, device=t.device)
@@ -74,10 +144,8 @@ def log_z(table, t: torch.Tensor) -> torch.Tensor:
     logphi = phi.clamp_min(1e-300).log()
     hj = last.movedim(0, -2) * (-torch.lgamma(j[:, None] + lag + 1)).exp()          # [..., J, K]
     w = ((logphi[..., None] * j).exp() @ hj) * (lag * (logphi[..., None] + math.log(sig * 2.0 ** -m))).exp()   # [..., P, K]
-    qi = q.long()
-    for b in range(m + 1):                                  # times the powers exp(2^b tau M) of the set bits of q
-        bit = ((qi >> b) & 1).bool()[..., None]
-        w = torch.where(bit, torch.einsum('...ik,...pk->...pi', P[b], w), w)
+    bits = ((q.long()[..., None, :] >> torch.arange(m, device=t.device)[:, None]) & 1).to(t.dtype)   # [..., m, P]
+    w = _BitProducts.apply(bits, w.mT, *P[:m]).mT
     return w.clamp_min(1e-300).log() - lag * math.log(sig) + t[..., None] * c[..., None]
 
 # %% ../nbs/02_distributions.ipynb #08bc3281
