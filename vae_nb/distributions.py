@@ -26,11 +26,12 @@ def _coefficients(K: int, m: int, dtype: torch.dtype, device: torch.device) -> t
 
 def _taylor_table(y: torch.Tensor, coef: torch.Tensor, m: int):
     "Reference (differentiable) table from base nodes `y` [N, K]: ([B, B^2, ..., B^(2^m)], h_j of every suffix [J, N, K], h_j of every (i, l) [J, N, K, K])."
-    U = coef[0].ne(0).to(y.dtype).expand(*y.shape[:-1], *coef.shape[1:])
-    B, Us = coef[0] * U, [U]
-    for j in range(1, coef.shape[0]):
-        U = (y[..., None, :] * U).cumsum(-1)                # h_j(y_i..y_l) = sum_{i<=q<=l} y_q h_{j-1}(y_i..y_q)
-        B = torch.addcmul(B, coef[j], U)
+    coefs, yb = coef.unbind(0), y[..., None, :]
+    U = coefs[0].ne(0).to(y.dtype).expand(*y.shape[:-1], *coef.shape[1:])
+    B, Us = coefs[0] * U, [U]
+    for cj in coefs[1:]:
+        U = (yb * U).cumsum(-1)                             # h_j(y_i..y_l) = sum_{i<=q<=l} y_q h_{j-1}(y_i..y_q)
+        B = torch.addcmul(B, cj, U)
         Us.append(U)
     P = [B]                                                 # B_il = (sig tau)^(l-i) exp[y_i..y_l] = exp(tau M)_il
     for _ in range(m): P.append(P[-1] @ P[-1])              # non-negative matrices: no cancellation
@@ -59,11 +60,12 @@ class _Table(torch.autograd.Function):
         for b in reversed(range(m + 1)):                    # P[b+1] = P[b] @ P[b]
             if grads[b] is not None: acc = grads[b] if acc is None else acc + grads[b]
             if b and acc is not None: Pt = P[b - 1].mT.contiguous(); acc = torch.baddbmm(Pt @ acc, acc, Pt) if acc.dim() == 3 else Pt @ acc + acc @ Pt
-        glast = grads[m + 1]
+        coefs, glast = coef.unbind(0), grads[m + 1]
+        glasts = glast.unbind(0) if glast is not None else None
         gy, gU, yb = torch.zeros_like(y), None, y[..., None, :]
         for j in reversed(range(1, J)):
-            g = coef[j] * acc if acc is not None else torch.zeros_like(Us[0])
-            if glast is not None: g[..., :, -1] += glast[j]
+            g = coefs[j] * acc if acc is not None else torch.zeros_like(Us[0])
+            if glast is not None: g[..., :, -1] += glasts[j]
             if gU is not None: g = torch.addcmul(g, gU, yb)
             gX = g.flip(-1).cumsum(-1).flip(-1)             # back through the cumsum
             gy += (gX * Us[j - 1]).sum(-2)
@@ -108,7 +110,7 @@ class _BitProducts(torch.autograd.Function):
     @staticmethod
     def _chain(bits, w, P):
         ws = [w]
-        for b, Pb in enumerate(P): ws.append(torch.lerp(ws[-1], Pb @ ws[-1], bits[..., b:b + 1, :]))
+        for Pb, bit in zip(P, bits.unsqueeze(-2).unbind(-3)): ws.append(torch.lerp(ws[-1], Pb @ ws[-1], bit))
         return ws
 
     @staticmethod
@@ -123,12 +125,19 @@ class _BitProducts(torch.autograd.Function):
         n = (len(rest) + 1) // 2
         P = rest[n - 1:]
         ws = _BitProducts._chain(bits, w, P) if torch.is_grad_enabled() else [w, *rest[:n - 1]]   # double backward: the chain again, on the graph
-        g, gP = g.contiguous(), [None] * n
+        g, gP, bit = g.contiguous(), [None] * n, bits.unsqueeze(-2).unbind(-3)
         for b in reversed(range(n)):
-            gb = g * bits[..., b:b + 1, :]
+            gb = g * bit[b]
             if ctx.needs_input_grad[2 + b]: gP[b] = gb @ ws[b].mT
             g = g - gb + P[b].mT @ gb
         return (None, g, *gP)
+
+@functools.lru_cache(maxsize=64)
+def _remainder_weights(K: int, dtype: torch.dtype, device: torch.device):
+    "(lag [K, 1], j [J, 1], 1 / (j + lag)! [K, J]) for the remainder series of `log_z`; made once per (K, dtype, device)."
+    lag = torch.arange(K - 1, -1, -1, dtype=dtype, device=device)[:, None]
+    j = torch.arange(_BASE_TERMS, dtype=dtype, device=device)[:, None]
+    return lag, j, (-torch.lgamma(j.T + lag + 1)).exp()
 
 def log_z(table, t: torch.Tensor) -> torch.Tensor:
     "log Z_i(t) = log (t^(K-1-i) exp[t nodes_i, ..., t nodes_K]) for every start i, at times 0 <= `t` <= 1 [..., P] (no gradient in `t`): [..., P, K]."
@@ -137,16 +146,13 @@ def log_z(table, t: torch.Tensor) -> torch.Tensor:
     sig = float(max(K - 1, 1))
     t = t.detach()
     q = (t * 2 ** m).floor().clamp(0, max(2 ** m - 1, 0))     # t = 1 is q = 2^m - 1 and phi = 1: the powers below P[m] suffice
-    phi = (t * 2 ** m - q).clamp(0, 1)                      # t = (q + phi) 2^-m
-    lag = torch.arange(K - 1, -1, -1, dtype=t.dtype, device=t.device)
-    j = torch.arange(_BASE_TERMS, dtype=t.dtype, device=t.device)
-    # remainder exp(phi tau M) e_K, entry i: (phi sig tau)^lag sum_j phi^j h_j(y_i..) / (j + lag)!  (one batched product over j)
-    logphi = phi.clamp_min(1e-300).log()
-    hj = last.movedim(0, -2) * (-torch.lgamma(j[:, None] + lag + 1)).exp()          # [..., J, K]
-    w = ((logphi[..., None] * j).exp() @ hj) * (lag * (logphi[..., None] + math.log(sig * 2.0 ** -m))).exp()   # [..., P, K]
+    logphi = (t * 2 ** m - q).clamp(1e-300, 1).log()[..., None, :]   # t = (q + phi) 2^-m
+    lag, j, inv_fact = _remainder_weights(K, t.dtype, t.device)
+    # remainder exp(phi tau M) e_K, entry i: (phi sig tau)^lag sum_j phi^j h_j(y_i..) / (j + lag)!  (one batched product over j), [..., K, P]
+    w = ((last.movedim(0, -1) * inv_fact) @ (j * logphi).exp()) * (lag * (logphi + math.log(sig * 2.0 ** -m))).exp()
     bits = ((q.long()[..., None, :] >> torch.arange(m, device=t.device)[:, None]) & 1).to(t.dtype)   # [..., m, P]
-    w = _BitProducts.apply(bits, w.mT, *P[:m]).mT
-    return w.clamp_min(1e-300).log() - lag * math.log(sig) + t[..., None] * c[..., None]
+    w = _BitProducts.apply(bits, w, *P[:m])
+    return (w.clamp_min(1e-300).log() - lag * math.log(sig) + t[..., None, :] * c[..., None]).mT
 
 # %% ../nbs/02_distributions.ipynb #08bc3281
 def _proposal_rates(eta: torch.Tensor, n_newton: int = 8) -> torch.Tensor:
@@ -163,11 +169,10 @@ def _cc_rejection(eta: torch.Tensor, n_prop: int = 8, max_rounds: int = 4):
     N, K = eta.shape
     r = _proposal_rates(eta)
     x, todo = torch.zeros_like(eta), torch.ones(N, dtype=torch.bool, device=eta.device)
+    rows = torch.arange(N, device=eta.device)
     for _ in range(max_rounds):
-        rows = todo.nonzero()[:, 0]
-        if rows.numel() == 0: break
-        rr = r[rows, None]
-        y = torch.empty(rows.numel(), n_prop, K, dtype=eta.dtype, device=eta.device).exponential_() / rr
+        rr = r[rows, None] if rows.numel() < N else r[:, None]
+        y = torch.rand(rows.numel(), n_prop, K, dtype=eta.dtype, device=eta.device).neg_().log1p_().neg_() / rr   # Exp(1) = -log(1 - U), over r
         w = y / y.sum(-1, keepdim=True)
         t = (rr * w).sum(-1)
         ok = torch.rand_like(t).log() < K * (t / K).log() + K - t     # accept with (t/K)^K e^(K-t) <= 1
@@ -175,6 +180,8 @@ def _cc_rejection(eta: torch.Tensor, n_prop: int = 8, max_rounds: int = 4):
         first = ok.to(torch.uint8).argmax(-1)
         x[rows[got]] = w[got, first[got]]
         todo[rows[got]] = False
+        rows = todo.nonzero()[:, 0]
+        if rows.numel() == 0: break
     return x, todo
 
 def _cc_icdf(eta: torch.Tensor, logv: torch.Tensor, max_iter: int = 100, tol: float = 1e-12) -> torch.Tensor:
