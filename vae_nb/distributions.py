@@ -62,14 +62,14 @@ class _Table(torch.autograd.Function):
             if b and acc is not None: Pt = P[b - 1].mT.contiguous(); acc = torch.baddbmm(Pt @ acc, acc, Pt) if acc.dim() == 3 else Pt @ acc + acc @ Pt
         coefs, glast = coef.unbind(0), grads[m + 1]
         glasts = glast.unbind(0) if glast is not None else None
-        gy, gU, yb = torch.zeros_like(y), None, y[..., None, :]
+        # back through U_j[i, l] = sum_{q>=i} y_q U_{j-1}[q, l], the other form of the recurrence: the same U, and its transpose is a forward cumsum
+        yc, G, GU = y[..., :, None], None, torch.zeros_like(Us[0])
         for j in reversed(range(1, J)):
-            g = coefs[j] * acc if acc is not None else torch.zeros_like(Us[0])
+            g = coefs[j] * acc if acc is not None else torch.zeros_like(GU)   # direct gradient of U_j
             if glast is not None: g[..., :, -1] += glasts[j]
-            if gU is not None: g = torch.addcmul(g, gU, yb)
-            gX = g.flip(-1).cumsum(-1).flip(-1)             # back through the cumsum
-            gy += (gX * Us[j - 1]).sum(-2)
-            gU = gX
+            G = (g if G is None else torch.addcmul(g, yc, G)).cumsum(-2)    # gradient of y_q U_{j-1}[q, l]
+            GU.addcmul_(G, Us[j - 1])
+        gy = GU.sum(-1)
         return gy, None, None
 
 def _expm_table(nodes: torch.Tensor):
@@ -129,7 +129,7 @@ class _BitProducts(torch.autograd.Function):
         for b in reversed(range(n)):
             gb = g * bit[b]
             if ctx.needs_input_grad[2 + b]: gP[b] = gb @ ws[b].mT
-            g = g - gb + P[b].mT @ gb
+            g = torch.baddbmm(g - gb, P[b].mT, gb) if g.dim() == 3 else g - gb + P[b].mT @ gb
         return (None, g, *gP)
 
 @functools.lru_cache(maxsize=64)
