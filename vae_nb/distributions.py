@@ -155,34 +155,36 @@ def log_z(table, t: torch.Tensor) -> torch.Tensor:
     return (w.clamp_min(1e-300).log() - lag * math.log(sig) + t[..., None, :] * c[..., None]).mT
 
 # %% ../nbs/02_distributions.ipynb #08bc3281
-def _proposal_rates(eta: torch.Tensor, n_newton: int = 8) -> torch.Tensor:
-    "r = c - eta with c > max(eta) solving sum 1/(c - eta) = 1 (monotone Newton from a lower bound; any c > max(eta) is exact, this one accepts most)."
+def _proposal_rates(eta: torch.Tensor, n_newton: int = 6) -> torch.Tensor:
+    "r = c - eta with c > max(eta) solving sum 1/(c - eta) = 1 (Newton on the concave 1 / sum 1/(c - eta), monotone from a lower bound; any c > max(eta) is exact, this one accepts most)."
     K = eta.shape[-1]
     c = torch.maximum(eta.amax(-1) + 1, eta.mean(-1) + K)
     for _ in range(n_newton):
         q = 1 / (c[..., None] - eta)
-        c = c + (q.sum(-1) - 1) / (q * q).sum(-1)
+        F = q.sum(-1)
+        c = c + F * (F - 1) / (q * q).sum(-1)
     return c[..., None] - eta
 
 def _cc_rejection(eta: torch.Tensor, n_prop: int = 8, max_rounds: int = 4):
-    "Exact draws from CC(`eta`) [N, K] (float64, no gradient) by rejection from W = (E/r)/sum(E/r); returns (x, rows still to draw)."
-    N, K = eta.shape
+    "Exact draws from CC(`eta`) [N, K] (float64, no gradient) by rejection from W = (E/r)/sum(E/r); returns (x, rows still to draw), x zero in those."
+    K = eta.shape[-1]
     r = _proposal_rates(eta)
-    x, todo = torch.zeros_like(eta), torch.ones(N, dtype=torch.bool, device=eta.device)
-    rows = torch.arange(N, device=eta.device)
-    for _ in range(max_rounds):
-        rr = r[rows, None] if rows.numel() < N else r[:, None]
-        y = torch.rand(rows.numel(), n_prop, K, dtype=eta.dtype, device=eta.device).neg_().log1p_().neg_() / rr   # Exp(1) = -log(1 - U), over r
+    def draw(rr):                                           # one round of `n_prop` proposals per row: (any accepted, the first accepted)
+        y = torch.rand(rr.shape[0], n_prop, K, dtype=rr.dtype, device=rr.device).neg_().log1p_().neg_() / rr[:, None]   # Exp(1) = -log(1 - U), over r
         w = y / y.sum(-1, keepdim=True)
-        t = (rr * w).sum(-1)
+        t = (rr[:, None] * w).sum(-1)
         ok = torch.rand_like(t).log() < K * (t / K).log() + K - t     # accept with (t/K)^K e^(K-t) <= 1
-        got = ok.any(-1)
         first = ok.to(torch.uint8).argmax(-1)
-        x[rows[got]] = w[got, first[got]]
-        todo[rows[got]] = False
+        return ok.any(-1), w.gather(1, first[:, None, None].expand(-1, 1, K))[:, 0]
+    got, x = draw(r)
+    todo = ~got
+    for _ in range(max_rounds - 1):
         rows = todo.nonzero()[:, 0]
         if rows.numel() == 0: break
-    return x, todo
+        got, xr = draw(r[rows])
+        x[rows[got]] = xr[got]
+        todo[rows[got]] = False
+    return x.masked_fill_(todo[:, None], 0), todo
 
 def _cc_icdf(eta: torch.Tensor, logv: torch.Tensor, max_iter: int = 100, tol: float = 1e-12) -> torch.Tensor:
     "Exact draw from CC(`eta`) [N, K] (float64, no gradient) by sequential inverse CDFs of log-uniforms `logv` [N, K-1] (bracketed Newton)."
