@@ -53,7 +53,9 @@ class _Table(torch.autograd.Function):
         m, J = ctx.m, ctx.J
         if torch.is_grad_enabled():                         # create_graph: differentiate the reference, so that it can be differentiated again
             P, last, _ = _taylor_table(y, coef, m)
-            outs, gs = zip(*[(o, g) for o, g in zip((*P, last), grads) if g is not None])
+            pairs = [(o, g) for o, g in zip((*P, last), grads) if g is not None]
+            if not pairs: return None, None, None
+            outs, gs = zip(*pairs)
             return torch.autograd.grad(outs, y, gs, allow_unused=True, create_graph=True)[0], None, None
         P, Us = rest[:m], rest[m:]
         acc = None
