@@ -7,7 +7,7 @@ Needs MNIST under `$VAE_NB_DATA`, like the other end-to-end tests. Screenshots g
 
 Skipped, with the reason, where Chromium, chromedriver, Selenium or JupyterLab is missing: on Debian
 `tools/ci_browser_setup.sh` installs Chromium and its driver, and `pip install -e ".[dev]"` the rest."""
-import base64, importlib.util, io, json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import base64, importlib.util, io, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 
@@ -182,6 +182,7 @@ def show_explorer(d, lab, code:str=NOTEBOOK_CODE) -> float:
     return time.monotonic() - t0
 
 DECODED, PAD = '.vae-explorer img.vae-explorer-decoded', '.vae-explorer .vae-explorer-pad img'
+JUPYTERLAB_BARE_REJECTION = re.compile(r'/static/lab/jlab_core\.[0-9a-f]+\.js\S* \d+:\d+ Uncaught \(in promise\)$')
 IMAGES = (DECODED, PAD, '.vae-explorer img.vae-explorer-interpolation', '.vae-explorer img.vae-explorer-path')
 
 def check_own_size(d, selectors=IMAGES):
@@ -237,8 +238,10 @@ def drive_explorer(lab, d, artifacts):
     d.save_screenshot(str(artifacts/'explorer-page.png'))
     d.find_element('css selector', '.vae-explorer').screenshot(str(artifacts/'explorer.png'))
 
-    # No JavaScript error in the browser's log.
-    severe = [e for e in d.get_log('browser') if e['level'] == 'SEVERE']
+    # No JavaScript error in the browser's log. One entry is JupyterLab's, not ours: when the page replaces the session's kernel
+    # with one of its own (a race in JupyterLab, seen in one of the last three runs on the loaded CI machine: two "Kernel started" lines
+    # in its log), its core bundle logs a bare "Uncaught (in promise)" for the disposed connection, with no error text.
+    severe = [e for e in d.get_log('browser') if e['level'] == 'SEVERE' and not JUPYTERLAB_BARE_REJECTION.search(e['message'])]
     assert not severe, '\n'.join(e['message'] for e in severe)
     print(f"explorer shown {ready:.1f} s after the page was opened; decoded image updated {slide_s:.2f} s after the drag, "
           f"{click_s:.2f} s after the pad click; screenshots in {artifacts}")
