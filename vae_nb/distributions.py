@@ -42,7 +42,7 @@ class _Table(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y, coef, m):
         P, last, Us = _taylor_table(y, coef, m)
-        ctx.m, ctx.J = m, coef.shape[0]
+        ctx.m = m
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(y, coef, *P[:-1], *Us[:-1])
         return (*P, last)
@@ -50,7 +50,7 @@ class _Table(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         y, coef, *rest = ctx.saved_tensors
-        m, J = ctx.m, ctx.J
+        m, J = ctx.m, coef.shape[0]
         if torch.is_grad_enabled():                         # create_graph: differentiate the reference, so that it can be differentiated again
             P, last, _ = _taylor_table(y, coef, m)
             pairs = [(o, g) for o, g in zip((*P, last), grads) if g is not None]
@@ -118,13 +118,14 @@ class _BitProducts(torch.autograd.Function):
     @staticmethod
     def forward(ctx, bits, w, *P):
         ws = _BitProducts._chain(bits, w, P)
+        ctx.n = len(P)
         ctx.save_for_backward(bits, w, *ws[1:-1], *P)
         return ws[-1]
 
     @staticmethod
     def backward(ctx, g):
         bits, w, *rest = ctx.saved_tensors
-        n = (len(rest) + 1) // 2
+        n = ctx.n
         P = rest[n - 1:]
         ws = _BitProducts._chain(bits, w, P) if torch.is_grad_enabled() else [w, *rest[:n - 1]]   # double backward: the chain again, on the graph
         g, gP, bit = g.contiguous(), [None] * n, bits.unsqueeze(-2).unbind(-3)
