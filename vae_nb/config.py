@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/config.html.md"""
 
 # %% ../nbs/04a_config.ipynb #8d2adc6b
 from __future__ import annotations
-import dataclasses, difflib, re
+import dataclasses, difflib, inspect, re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -17,11 +17,11 @@ from fastai.data.core import DataLoaders
 
 from .data import DATASETS, check_classes, get_dls
 from .elbo import LIKELIHOODS, get_likelihood
-from .models import ARCHS, VAE, build_vae, bottleneck_names, get_bottleneck
+from .models import ARCHS, VAE, build_vae, bottleneck_class, bottleneck_names, get_bottleneck
 
 # %% auto #0
 __all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
-           'check_value', 'check_config', 'prior_kwargs', 'as_plain', 'dls_from_config', 'check_data',
+           'check_value', 'check_config', 'family_kwargs', 'as_plain', 'dls_from_config', 'check_data',
            'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value',
            'split_top_level', 'parse_overrides', 'apply_override']
 
@@ -44,6 +44,7 @@ class VAEConfig:
     bottleneck:str = opt('gaussian', "latent family (`bottleneck_names()`: gaussian, correlated, dirichlet, cc, ae, ...)", choices=bottleneck_names, model=True)
     latent_dim:int = opt(20, "size of the latent code (the simplex families: number of components K)", low=1, model=True)
     prior:float|list|str|None = opt(None, "the family's prior: a correlation or covariance (correlated), concentrations (dirichlet), logits (cc); None: the family's default", model=True)
+    bottleneck_kwargs:dict = opt({}, "the family's own keyword arguments besides the prior (see its chapter), e.g. {logvar_range: [-10, 10]} for gaussian", model=True)
     arch:str|dict = opt('mlp400', "encoder/decoder architecture: a name of `ARCHS` or a dict with kind='mlp'|'conv'", choices=lambda: list(ARCHS), model=True)
     likelihood:str = opt('bernoulli', "p(x|z) per pixel (`LIKELIHOODS`); it also sets the pixel range", choices=lambda: list(LIKELIHOODS), model=True)
     conditional:bool = opt(False, "give the label to the encoder and decoder (a conditional VAE)", model=True)
@@ -142,14 +143,24 @@ def check_config(config:VAEConfig|dict|None=None, **overrides) -> VAEConfig:
     if str(c.precision) not in PRECISIONS: raise ValueError(f"Unknown precision {c.precision!r}. Allowed: {', '.join(PRECISIONS)}")
     c.precision = str(c.precision)        # `precision=32` on the command line is YAML's integer 32
     if c.ema == 1. or c.ema == 0.: raise ValueError(f"ema must be None or a decay in (0, 1) such as 0.999, got {c.ema!r}")
-    get_bottleneck(c.bottleneck, c.latent_dim, **prior_kwargs(c))     # the family checks its own latent size and prior
+    get_bottleneck(c.bottleneck, c.latent_dim, **family_kwargs(c))     # the family checks its own latent size and prior
     if c.classes is not None and len(c.classes) < 1: raise ValueError(f"classes must be a non-empty list of class indices or names, got {c.classes!r}")
     check_classes(c.dataset, c.classes, **c.dataset_kwargs)
     return c
 
-def prior_kwargs(c:VAEConfig) -> dict:
-    "The bottleneck's `prior` keyword when the config sets one."
-    return {'prior': c.prior} if c.prior is not None else {}
+def family_kwargs(c:VAEConfig) -> dict:
+    "The keywords of the bottleneck's constructor: `prior` when the config sets one, and `bottleneck_kwargs`, each checked against the family's signature."
+    kw = dict(c.bottleneck_kwargs)
+    if 'prior' in kw: raise ValueError("bottleneck_kwargs must not hold 'prior': set the prior with the prior key")
+    params = inspect.signature(bottleneck_class(c.bottleneck)).parameters
+    allowed = [p for p, v in params.items() if p not in ('self', 'latent_dim', 'prior') and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+    takes_any = any(v.kind == v.VAR_KEYWORD for v in params.values())
+    for k in kw:
+        if k not in allowed and not takes_any:
+            near = difflib.get_close_matches(k, allowed, n=1)
+            raise ValueError(f"bottleneck_kwargs: {c.bottleneck} takes no argument '{k}'{f' (did you mean {near[0]}?)' if near else ''}. "
+                             f"Its arguments: {', '.join(allowed) or 'none'}")
+    return ({'prior': c.prior} if c.prior is not None else {}) | kw
 
 def as_plain(c:VAEConfig) -> dict:
     "The config as plain YAML/JSON values (paths as strings, tuples as lists)."
@@ -185,7 +196,7 @@ def model_from_config(c:VAEConfig, dls:DataLoaders) -> VAE:
     if c.conditional and vocab is None:
         raise ValueError("conditional=True needs to know the classes: give loaders whose dataset has a `vocab` (its class names), or build the model yourself (build_vae(..., n_classes=...))")
     return build_vae(c.bottleneck, c.latent_dim, c.arch, c.likelihood, shape, len(vocab) if c.conditional else 0,
-                     vocab if c.conditional else None, **prior_kwargs(c))
+                     vocab if c.conditional else None, **family_kwargs(c))
 
 # %% ../nbs/04a_config.ipynb #3fcde0b1
 def presets_dir() -> Path:

@@ -81,6 +81,10 @@ class Bottleneck(nn.Module):
         "Size of `code(z)`."
         return self.latent_dim
 
+    def callbacks(self) -> list:
+        "The fastai callbacks this family needs while it trains (a temperature schedule, say): `fit_vae` adds them; none by default."
+        return []
+
     def extra_repr(self): return f"latent_dim={self.latent_dim}"
 
 # %% ../nbs/03_models.ipynb #301e3998

@@ -39,9 +39,10 @@ from .distributed import init_distributed, parallel_callbacks, rank_config, shar
 __all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'fit_vae', 'write_metrics']
 
 # %% ../nbs/04d_train.ipynb #12dad72c
-def _callbacks(c:VAEConfig, out:Path|None) -> list:
-    "The callbacks config `c` asks for (the run folder's when `out` is given)."
+def _callbacks(c:VAEConfig, out:Path|None, model:nn.Module) -> list:
+    "The callbacks config `c` asks for (the run folder's when `out` is given), and those `model`'s latent family needs."
     cbs = [VAEBatch(), NaNGuard(), RunEpochs(), RunProgress()]
+    if hasattr(getattr(model, 'bottleneck', None), 'callbacks'): cbs += model.bottleneck.callbacks()
     if c.kl_anneal not in (None, 'none'):
         cbs.append(KLAnneal(c.kl_anneal, warmup=c.anneal_warmup, **({'cycles': c.anneal_cycles} if c.kl_anneal == 'cyclical' else {})))
     if c.capacity is not None: cbs.append(CapacitySchedule(c.capacity, gamma=c.capacity_gamma))
@@ -118,7 +119,7 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     loss = VAELoss(c.beta, c.free_bits, c.capacity)
     learn = VAELearner(dls, model.to(device), loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,
                        metrics=vae_metrics(loss), default_cbs=False,
-                       cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out) + list(cbs or []))
+                       cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out, model) + list(cbs or []))
     learn.recorder.train_metrics = True
     learn.config = as_plain(c)
     if c.wandb: _start_wandb(learn, out)
