@@ -110,7 +110,7 @@ def subset_dl(dl, n:int|None, seed:int=0):
     N = len(dl.dataset)
     if n is None or n >= N or not hasattr(dl.dataset, 'subset'): return dl
     idx = torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    return dl.new(dl.dataset.subset(idx.to(dl.dataset.x.device)))
+    return dl.new(dl.dataset.subset(idx.to(dl.dataset.device)))
 
 def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:int=100, seed:int=0) -> dict:
     "Mean of $-\\mathcal L_k$ over a seeded random `max_n` examples of `dl` (`subset_dl`; all if None): `nll`, its standard error `nll_se`, the ELBO on the same examples `elbo`, `n`, `k` and `seconds`."
