@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #4a305e58
 from __future__ import annotations
-import hashlib, inspect, json, os, shutil, time, uuid, warnings
+import hashlib, inspect, json, os, re, shutil, time, uuid, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -241,9 +241,9 @@ def temp_path(path:str|Path, suffix:str='') -> Path:
 
 def abandoned(path:str|Path) -> bool:
     "Whether `path`, named by `temp_path`, was left by a process that no longer runs (a hard kill, a power cut)."
-    parts = Path(path).name.split('.tmp')[0].rsplit('-', 2)
-    if len(parts) != 3 or not parts[1].isdigit(): return False
-    try: os.kill(int(parts[1]), 0)
+    m = re.match(r'\.(.+)-(\d+)-[0-9a-f]{8}\.tmp', Path(path).name)
+    if m is None: return False
+    try: os.kill(int(m[2]), 0)
     except ProcessLookupError: return True
     except OSError: return False              # alive, but another user's
     return False

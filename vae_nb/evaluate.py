@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/evaluate.html.md"""
 
 # %% ../nbs/06_evaluate.ipynb #4087615c
 from __future__ import annotations
-import json, math, time
+import json, math, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 import matplotlib.pyplot as plt
 
-from fastai.callback.hook import total_params
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
+    from fastai.callback.hook import total_params
 
 from .models import VAE, VAELoss
 from .checkpoints import atomic_write, load_run
