@@ -234,3 +234,18 @@ def test_compare_skips_what_is_not_a_run(tmp_path):
     assert 'vae-nb: skipping r/checkpoints: not a run folder (no config.yaml)' in err and 'skipping r/figures' in err
     code, out, err = vae_nb('compare', 'r/checkpoints', cwd=tmp_path)
     assert code == 2 and 'none of r/checkpoints is a run folder' in err, err
+
+def test_commands_print_nothing_on_stderr_and_importing_vae_nb_leaves_the_warning_filters_alone():
+    "fastai's import-time FutureWarning (torch.jit.script is deprecated) is silenced around fastai's imports only: `vae-nb presets` has an empty stderr, and a user's warning filters are untouched."
+    code, out, err = vae_nb('presets')
+    assert code == 0 and 'quick' in out
+    assert err == '', err
+    probe = '\n'.join(['import warnings',
+        'warnings.simplefilter("error", FutureWarning)                 # a user who makes FutureWarnings errors: the warning would fail the import',
+        'import vae_nb.cli, vae_nb.train, vae_nb.checkpoints, vae_nb.evaluate, vae_nb.viz',
+        'assert ("error", None, FutureWarning, None, 0) in warnings.filters, "the user\'s filter was removed"',
+        'assert not any(f[1] is not None and "jit" in f[1].pattern for f in warnings.filters if f[2] is FutureWarning), "a global filter was left"',
+        'try: warnings.warn("yours", FutureWarning)',
+        'except FutureWarning: print("ok")'])
+    r = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout == 'ok\n', r.stderr

@@ -84,3 +84,23 @@ def test_data_out_of_the_likelihoods_range_and_unknown_classes_are_refused():
         fit_vae(dls=_plain_dls(-1., 1.), epochs=1, quiet=True, device='cpu')
     with pytest.raises(ValueError, match='conditional=True needs to know the classes'):
         fit_vae(dls=_plain_dls(), conditional=True, epochs=1, quiet=True, device='cpu')
+
+class CountingDataset(torch.utils.data.Dataset):
+    "A plain torch dataset that counts the examples read from it."
+    def __init__(self, x, y): self.x, self.y, self.reads = x, y, 0
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i): self.reads += 1; return self.x[i], self.y[i]
+
+def test_fastai_migration_pattern_plain_torch_loaders_train_and_are_read_once_before_training(tmp_path):
+    "fastai's migration pattern: `DataLoaders(torch_train_loader, torch_valid_loader)` of plain `torch.utils.data.DataLoader`s trains, writes a run folder, and the checks read one batch (not one per check)."
+    from torch.utils.data import DataLoader as TorchDataLoader
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.rand(256, 1, 8, 8, generator=g) > 0.5).float(), torch.randint(0, 3, (256,), generator=g)
+    train, valid = CountingDataset(x[:192], y[:192]), CountingDataset(x[192:], y[192:])
+    dls = DataLoaders(TorchDataLoader(train, batch_size=64, shuffle=True), TorchDataLoader(valid, batch_size=64))
+    learn = fit_vae(dls=dls, latent_dim=2, epochs=1, quiet=True, device='cpu', out=tmp_path/'run')
+    assert learn.model.encoder.in_shape == (1, 8, 8)
+    assert train.reads == 192 + 64                                   # one epoch, and the one batch the checks and the model's shape share
+    assert (tmp_path/'run'/'metrics.json').exists()
+    resumed = fit_vae(dls=dls, latent_dim=2, epochs=2, quiet=True, device='cpu', out=tmp_path/'run', resume=tmp_path/'run'/'checkpoints'/'last.pt')
+    assert resumed.epoch_offset == 1

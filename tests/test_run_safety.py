@@ -144,3 +144,42 @@ def test_a_run_folder_is_never_overwritten(tmp_path):
     assert vae_nb('train', 'quick', *QUICK, 'epochs=1', 'seed=1', f'out={run}', cwd=tmp_path)[0] == 0
     assert {p.relative_to(run): p.read_bytes() for p in run.rglob('*') if p.is_file()} == before
     assert (tmp_path/'r-2'/'metrics.json').exists()
+
+HANGING_WRITE = '''
+import sys, time
+from vae_nb.checkpoints import atomic_write
+def write_forever(p):
+    p.write_bytes(b'half a checkpoint'); print('writing', flush=True); time.sleep(600)
+atomic_write(sys.argv[1], write_forever)
+'''
+
+def test_a_hard_kill_mid_write_leaves_a_temporary_file_that_the_next_run_in_the_folder_removes(tmp_path):
+    "SIGKILL (kill -9, the out-of-memory killer) cannot be caught: atomic_write's temporary file stays. Opening the folder again removes it, and only it."
+    from vae_nb.train import fit_vae
+    run = tmp_path/'run'
+    fit_vae(dataset='digits', epochs=1, out=run, device='cpu', seed=0, quiet=True)
+    writer = subprocess.Popen([sys.executable, '-c', HANGING_WRITE, run/'checkpoints'/'last.pt'], stdout=subprocess.PIPE, text=True, env=env())
+    assert writer.stdout.readline() == 'writing\n'
+    writer.send_signal(signal.SIGKILL); writer.wait(timeout=60)
+    left = list(run.rglob('.last-*.tmp.pt'))
+    assert len(left) == 1 and left[0].read_bytes() == b'half a checkpoint'
+    alive = subprocess.Popen([sys.executable, '-c', HANGING_WRITE, run/'figures'/'final.png'], stdout=subprocess.PIPE, text=True, env=env())
+    try:
+        assert alive.stdout.readline() == 'writing\n'                 # a writer still at work in the same folder
+        fit_vae(dataset='digits', epochs=2, out=run, device='cpu', seed=0, quiet=True, resume=run/'checkpoints'/'last.pt')
+        assert not left[0].exists()                                    # the killed writer's file is gone
+        assert len(list(run.rglob('.final-*.tmp.png'))) == 1           # the live writer's is not
+        assert load_checkpoint(run/'checkpoints'/'last.pt')['epoch'] == 2
+    finally: alive.kill(); alive.wait(timeout=60)
+
+def test_fit_vae_refuses_to_write_into_a_finished_run_unless_it_resumes_it(tmp_path):
+    "From Python as from the command line, a finished run is never overwritten: a clear error naming both ways on, before any data loads."
+    from vae_nb.train import fit_vae
+    run = tmp_path/'run'
+    fit_vae(dataset='digits', epochs=1, out=run, device='cpu', seed=0, quiet=True)
+    before = (run/'checkpoints'/'last.pt').read_bytes()
+    with pytest.raises(ValueError, match=r"already holds a run .*give another out= folder, or continue that run with resume="):
+        fit_vae(dataset='digits', epochs=1, out=run, device='cpu', seed=1, quiet=True)
+    assert (run/'checkpoints'/'last.pt').read_bytes() == before
+    fit_vae(dataset='digits', epochs=2, out=run, device='cpu', seed=0, quiet=True, resume=run/'checkpoints'/'last.pt')
+    assert load_checkpoint(run/'checkpoints'/'last.pt')['epoch'] == 2

@@ -124,7 +124,7 @@ class KLAnneal(_Scheduled):
 
 class CapacitySchedule(_Scheduled):
     "Raise the loss's KL target `capacity` linearly from 0 to `c_max` nats over the first `warmup` of training."
-    def __init__(self, c_max:float, warmup:float=0.5, gamma:float=1000.): self.c_max, self.warmup, self.gamma = c_max, warmup, gamma
+    def __init__(self, c_max:float, warmup:float=0.5, gamma:float=10.): self.c_max, self.warmup, self.gamma = c_max, warmup, gamma
     def before_fit(self): self.learn.loss_func.gamma = self.gamma
     def set(self, t): self.learn.loss_func.capacity = self.c_max * min(1., t / self.warmup)
 

@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/checkpoints.html.md"""
 
 # %% ../nbs/04c_checkpoints.ipynb #43306b23
 from __future__ import annotations
-import os, shutil, uuid
+import os, shutil, warnings
 from pathlib import Path
 from typing import Callable
 
@@ -14,28 +14,50 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from fastai.learner import Learner
-from fastai.torch_core import get_random_states, set_random_states
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
+    from fastai.learner import Learner
+    from fastai.torch_core import get_random_states, set_random_states
 
 from .callbacks import EpochEndCallback, LeanCallback, global_epoch
+from .data import abandoned, temp_path
 from .config import VAEConfig, as_plain, check_config, dls_from_config, model_from_config, model_keys, parse_yaml
 
 # %% auto #0
-__all__ = ['atomic_write', 'rng_state', 'set_rng_state', 'Checkpoints', 'RunEpochs', 'RunHistory', 'load_checkpoint',
-           'check_resumable', 'restore_weights', 'restore', 'load_run']
+__all__ = ['atomic_write', 'clean_abandoned', 'open_run_folder', 'rng_state', 'set_rng_state', 'Checkpoints', 'RunEpochs',
+           'RunHistory', 'load_checkpoint', 'check_resumable', 'restore_weights', 'restore', 'load_run']
 
 # %% ../nbs/04c_checkpoints.ipynb #d775f236
 def atomic_write(path:str|Path, write:Callable[[Path], object]) -> Path:
     "Write file `path` all at once: `write(tmp)` writes a temporary file in the same folder, which then replaces `path` (`os.replace`)."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.stem}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}')    # the same suffix: savefig infers the format from it
+    tmp = temp_path(path, path.suffix)    # hidden, naming this process; the same suffix: savefig infers the format from it
     try:
         write(tmp)
         with open(tmp, 'rb') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
     return path
+
+# %% ../nbs/04c_checkpoints.ipynb #a6ddfb76
+def clean_abandoned(folder:str|Path) -> list:
+    "Remove the temporary files and folders that writers which no longer run left in `folder` and below it (`abandoned`); returns them."
+    gone = [f for f in Path(folder).rglob('.*.tmp*') if abandoned(f)]
+    for f in gone:
+        if f.is_dir(): shutil.rmtree(f, ignore_errors=True)
+        else: f.unlink(missing_ok=True)
+    return gone
+
+def open_run_folder(out:str|Path, resume:str|Path|None=None) -> Path:
+    "Make run folder `out` ready for a run: a clear `ValueError` if it holds a run with finished epochs and `resume` is not one of its checkpoints; the temporary files killed writers left in it removed."
+    out = Path(out)
+    last = out/'checkpoints'/'last.pt'
+    into = resume is not None and Path(resume).resolve().parent.parent == out.resolve()
+    if last.exists() and not into:
+        raise ValueError(f"{out} already holds a run ({last}): give another out= folder, or continue that run with resume='{last}'")
+    if out.exists(): clean_abandoned(out)
+    return out
 
 # %% ../nbs/04c_checkpoints.ipynb #31c7aaf8
 def _py_state(s):
@@ -47,7 +69,7 @@ def rng_state(dls) -> dict:
     s = get_random_states()
     n = s['numpy_state']
     return dict(python=_py_state(s['random_state']), numpy=(n[0], torch.from_numpy(n[1].copy()), *n[2:]), torch=s['torch_state'],
-                cuda=s['torch_cuda_state'], loaders=[_py_state(dl.rng.getstate()) for dl in dls.loaders])
+                cuda=s['torch_cuda_state'], loaders=[_py_state(dl.rng.getstate()) if hasattr(dl, 'rng') else None for dl in dls.loaders])   # None: a plain torch loader (torch's state covers it)
 
 def set_rng_state(state:dict, dls):
     "Put the random states of `rng_state` back (fastai's `set_random_states`, and each loader of `dls`)."
@@ -55,7 +77,8 @@ def set_rng_state(state:dict, dls):
     cuda = state['cuda'] if state['cuda'] and torch.cuda.is_available() else torch.cuda.get_rng_state_all()
     set_random_states(_py_state(state['python']), (n[0], n[1].numpy(), *n[2:]), state['torch'], cuda,
                       torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    for dl, s in zip(dls.loaders, state['loaders']): dl.rng.setstate(_py_state(s) if isinstance(s[1], list) else s)
+    for dl, s in zip(dls.loaders, state['loaders']):
+        if s is not None and hasattr(dl, 'rng'): dl.rng.setstate(_py_state(s) if isinstance(s[1], list) else s)
 
 def _python_numbers(o):
     "`o` with numpy scalars made Python numbers: fastai's schedulers put them in the optimiser's param groups, and `weights_only` loading rejects them."

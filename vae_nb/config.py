@@ -6,14 +6,16 @@ Docs: https://vae-nb.github.io/vae_nb/config.html.md"""
 
 # %% ../nbs/04a_config.ipynb #8d2adc6b
 from __future__ import annotations
-import dataclasses, difflib, inspect, re
+import dataclasses, difflib, inspect, re, warnings
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
 import torch
 import yaml
-from fastai.data.core import DataLoaders
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
+    from fastai.data.core import DataLoaders
 
 from .data import DATASETS, check_classes, get_dls
 from .elbo import LIKELIHOODS, get_likelihood
@@ -21,7 +23,7 @@ from .models import ARCHS, VAE, build_vae, bottleneck_class, bottleneck_names, g
 
 # %% auto #0
 __all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
-           'check_value', 'check_config', 'family_kwargs', 'as_plain', 'dls_from_config', 'check_data',
+           'check_value', 'check_config', 'family_kwargs', 'as_plain', 'dls_from_config', 'first_batch', 'check_data',
            'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value',
            'split_top_level', 'parse_overrides', 'apply_override']
 
@@ -63,7 +65,7 @@ class VAEConfig:
     anneal_cycles:int = opt(4, "number of cycles of the cyclical β schedule", low=1)
     free_bits:float = opt(0., "free bits: nats per KL group below which the KL is not penalised", low=0.)
     capacity:float|None = opt(None, "capacity target C_max in nats (Burgess et al.): the loss pays capacity_gamma·|KL − C|; None: off", low=0.)
-    capacity_gamma:float = opt(1000., "weight γ of the capacity penalty", low=0.)
+    capacity_gamma:float = opt(10., "weight γ of the capacity penalty: above the target it acts as β = γ, so the KL settles at C when a β-VAE with β = γ has a rate below C (raise it for small targets)", low=0.)
     # the optimisation
     epochs:int = opt(10, "number of epochs (a resumed run: the total, counting the epochs already done)", low=1)
     bs:int = opt(128, "batch size", low=1)
@@ -178,9 +180,14 @@ def dls_from_config(c:VAEConfig, device=None) -> DataLoaders:
     return get_dls(c.dataset, bs=c.bs, device=device, classes=c.classes, max_train=c.max_train, valid_pct=c.valid_pct,
                    binarize=c.binarize, seed=c.seed, data_range=get_likelihood(c.likelihood).data_range, **c.dataset_kwargs)
 
+def first_batch(dls) -> tuple:
+    "The first training batch of `dls`: fastai's `one_batch`, or the first batch of a plain `torch.utils.data.DataLoader` (fastai's migration pattern `DataLoaders(train_loader, valid_loader)`)."
+    dl = dls.train
+    return dl.one_batch() if hasattr(dl, 'one_batch') else next(iter(dl))
+
 def check_data(dls:DataLoaders, likelihood:str) -> tuple:
-    "The image shape `(C, H, W)` of any `dls` yielding `(x, y)` batches (vae_nb's own, or plain torch datasets), checked against the pixel range of `likelihood`."
-    x = dls.one_batch()[0]
+    "The image shape `(C, H, W)` of any `dls` yielding `(x, y)` batches (vae_nb's own, fastai's or plain torch loaders), checked against the pixel range of `likelihood`; reads one batch."
+    x = first_batch(dls)[0]
     if x.ndim != 4: raise ValueError(f"the loaders must yield images (B, C, H, W) and labels; the first batch's images have shape {tuple(x.shape)}")
     lo, hi = get_likelihood(likelihood).data_range
     if x.min() < lo - 1e-6 or x.max() > hi + 1e-6:
@@ -188,10 +195,10 @@ def check_data(dls:DataLoaders, likelihood:str) -> tuple:
                          f"scale them, or choose another likelihood")
     return tuple(x.shape[1:])
 
-def model_from_config(c:VAEConfig, dls:DataLoaders) -> VAE:
-    "The `VAE` a checked config `c` describes, shaped for the images (and, for a conditional model, the classes) of `dls`."
+def model_from_config(c:VAEConfig, dls:DataLoaders, shape:tuple|None=None) -> VAE:
+    "The `VAE` a checked config `c` describes, shaped for the images (and, for a conditional model, the classes) of `dls`; `shape` `(C, H, W)` if known (else the dataset's, or one batch's)."
     ds = dls.train.dataset
-    shape = ds.shape if hasattr(ds, 'shape') else check_data(dls, c.likelihood)
+    if shape is None: shape = ds.shape if hasattr(ds, 'shape') else check_data(dls, c.likelihood)
     vocab = getattr(ds, 'vocab', None)
     if c.conditional and vocab is None:
         raise ValueError("conditional=True needs to know the classes: give loaders whose dataset has a `vocab` (its class names), or build the model yourself (build_vae(..., n_classes=...))")

@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #4a305e58
 from __future__ import annotations
-import os, warnings
+import hashlib, inspect, json, os, re, shutil, time, uuid, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -20,12 +20,14 @@ with warnings.catch_warnings():
     from fastai.data.load import DataLoader
     from fastai.data.core import DataLoaders
     from fastai.torch_core import default_device
+from fastcore.parallel import parallel
 
 # %% auto #0
-__all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'DatasetDamagedError', 'RawSplits', 'register_dataset', 'load_mnist',
-           'load_fashion_mnist', 'load_emnist', 'load_cifar10', 'load_medmnist', 'load_folder', 'load_digits',
-           'ImageTensors', 'Splits', 'check_dataset_name', 'dataset_vocab', 'check_classes', 'load_splits', 'TensorDL',
-           'show_image_grid', 'get_dls']
+__all__ = ['DATASETS', 'CACHE_VERSION', 'data_root', 'DatasetNotFoundError', 'DatasetDamagedError', 'RawSplits',
+           'register_dataset', 'files_signature', 'load_mnist', 'load_fashion_mnist', 'load_emnist', 'load_cifar10',
+           'load_medmnist', 'load_folder', 'load_digits', 'temp_path', 'abandoned', 'cached_arrays', 'dataset_key',
+           'cached_raw', 'check_dataset_name', 'ImageTensors', 'Splits', 'dataset_vocab', 'check_classes',
+           'load_splits', 'TensorDL', 'show_image_grid', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #f8d2e62e
 def data_root(root:str|Path|None=None) -> Path:
@@ -77,9 +79,12 @@ class RawSplits:
 
 DATASETS = {}
 
-def register_dataset(name:str):
-    "Decorator: register a loader `f(root, **kwargs) -> RawSplits` under `name`."
+def register_dataset(name:str, cached:bool=True, source:Callable|None=None):
+    """Decorator: register a loader `f(root, **kwargs) -> RawSplits` under `name`. Its arrays are kept in the data root's
+    cache (`cached_raw`) unless `cached=False`; `source(root, **kwargs)`, if given, says what the input files are now
+    (for data that can change in place: a changed answer rebuilds the cache)."""
     def _reg(f):
+        f.cached, f.source = cached, source
         DATASETS[name] = f
         return f
     return _reg
@@ -93,16 +98,24 @@ def _as_nchw(x) -> torch.Tensor:
 
 def _labels(y) -> torch.Tensor: return torch.as_tensor(np.asarray(y)).reshape(-1).long()
 
+def files_signature(*paths) -> str:
+    "A hash of the path, size and modification time of every file at or under `paths` (missing ones skipped): it changes when the files do."
+    h = hashlib.sha1()
+    for p in map(lambda p: Path(p).expanduser().resolve(), paths):
+        for f in sorted([p, *p.rglob('*')] if p.is_dir() else [p]):
+            if f.is_file(): st = f.stat(); h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
 # %% ../nbs/01_data.ipynb #9ec64fac
 def _idx_resources(cls):
     return ', '.join(f for f, _ in cls.resources)
 
-@register_dataset('mnist')
+@register_dataset('mnist', source=lambda root, **kw: files_signature(Path(root)/'MNIST'/'raw'))
 def load_mnist(root, **kwargs) -> RawSplits:
     "MNIST digits (28×28 grey), via `torchvision.datasets.MNIST`."
     return _mnist_like(tvd.MNIST, root)
 
-@register_dataset('fashion_mnist')
+@register_dataset('fashion_mnist', source=lambda root, **kw: files_signature(Path(root)/'FashionMNIST'/'raw'))
 def load_fashion_mnist(root, **kwargs) -> RawSplits:
     "Fashion-MNIST (28×28 grey), via `torchvision.datasets.FashionMNIST`."
     return _mnist_like(tvd.FashionMNIST, root)
@@ -115,7 +128,7 @@ def _mnist_like(cls, root) -> RawSplits:
     tr, te = make(True), make(False)
     return RawSplits((_as_nchw(tr.data), _labels(tr.targets)), (_as_nchw(te.data), _labels(te.targets)), list(tr.classes))
 
-@register_dataset('emnist')
+@register_dataset('emnist', source=lambda root, **kw: files_signature(Path(root)/'EMNIST'/'raw'))
 def load_emnist(root, split:str='balanced', **kwargs) -> RawSplits:
     "EMNIST (28×28 grey) for one of its `split`s (balanced, byclass, bymerge, letters, digits, mnist), via `torchvision.datasets.EMNIST`; images turned upright."
     from torchvision.datasets import EMNIST
@@ -128,7 +141,7 @@ def load_emnist(root, split:str='balanced', **kwargs) -> RawSplits:
     upright = lambda d: _as_nchw(d.data.transpose(-1, -2))  # EMNIST stores images transposed
     return RawSplits((upright(tr), _labels(tr.targets)), (upright(te), _labels(te.targets)), list(tr.classes))
 
-@register_dataset('cifar10')
+@register_dataset('cifar10', source=lambda root, **kw: files_signature(Path(root)/'cifar-10-batches-py'))
 def load_cifar10(root, **kwargs) -> RawSplits:
     "CIFAR-10 (32×32 colour), via `torchvision.datasets.CIFAR10`."
     from torchvision.datasets import CIFAR10
@@ -144,7 +157,7 @@ def _medmnist_flags() -> list:
     return sorted(f for f, info in medmnist.INFO.items()
                   if not info['python_class'].endswith('3D') and info['task'] in ('multi-class', 'binary-class', 'ordinal-regression'))
 
-@register_dataset('medmnist')
+@register_dataset('medmnist', source=lambda root, **kw: files_signature(Path(root)/'medmnist'))
 def load_medmnist(root, flag:str='organcmnist', size:int=28, **kwargs) -> RawSplits:
     "A 2-D MedMNIST dataset by `flag` (e.g. 'organcmnist') at `size` 28, 64, 128 or 224, via the `medmnist` package."
     import medmnist
@@ -173,22 +186,26 @@ def _read_image_folder(path:Path, channels:int|None, size:int|None):
         from PIL import Image
         with Image.open(folder.samples[0][0]) as im: channels = 1 if im.mode in ('L', 'LA', '1', 'I', 'I;16') else 3
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
-    ims = []
-    for f, _ in folder.samples:
+    def read(f):
         try: im = decode_image(f, mode=mode)
         except RuntimeError as e: raise ValueError(f"Cannot decode image {f}: {e}") from e
-        if size is not None and im.shape[-2:] != (size, size): im = resize(im, [size, size], antialias=True)
-        ims.append(im)
+        return resize(im, [size, size], antialias=True) if size is not None and im.shape[-2:] != (size, size) else im
+    files = [f for f, _ in folder.samples]     # decoded by threads (torchvision's decoders release the GIL), with a bar for big folders
+    ims = parallel(read, files, n_workers=min(16, os.cpu_count() or 1), threadpool=True, progress=len(files) >= 2000)
     shapes = {tuple(im.shape) for im in ims}
     if len(shapes) > 1: raise ValueError(f"Images under {path} have different sizes {sorted(shapes)[:4]}; pass `size=` to resize them.")
-    return torch.stack(ims), torch.tensor(folder.targets), list(folder.classes)
+    return torch.stack(list(ims)), torch.tensor(folder.targets), list(folder.classes)
 
 def _split_dir(path:Path, split:str) -> Path|None:
     for d in (path/split/'images', path/split):
         if d.is_dir(): return d
     return None
 
-@register_dataset('folder')
+def _folder_files(root, path=None, **kwargs) -> str:
+    "What a folder dataset holds now (`files_signature` of `path`)."
+    return '' if path is None else files_signature(path)
+
+@register_dataset('folder', source=_folder_files)
 def load_folder(root, path:str|Path|None=None, channels:int|None=None, size:int|None=None, **kwargs) -> RawSplits:
     "Images in class sub-folders under `path` (`train/`+`test/` splits if present); `channels` 1 or 3 (default: from the first image)."
     if path is None: raise ValueError("The 'folder' dataset needs the folder: `dataset_kwargs.path=DIR` on the command line, `dataset_kwargs={'path': DIR}` in Python (a folder of class sub-folders of images).")
@@ -206,13 +223,96 @@ def load_folder(root, path:str|Path|None=None, channels:int|None=None, size:int|
         test = (xt, yt)
     return RawSplits((x, y), test, vocab)
 
-@register_dataset('digits')
+@register_dataset('digits', cached=False)    # bundled with scikit-learn: reading it takes milliseconds
 def load_digits(root=None, **kwargs) -> RawSplits:
     "scikit-learn's bundled 8×8 digits (1797 images, no download); a test split is carved from it."
     from sklearn.datasets import load_digits as _ld
     d = _ld()
     x = torch.from_numpy(np.round(d.images * 255 / 16)).to(torch.uint8)
     return RawSplits((_as_nchw(x), _labels(d.target)), None, [str(i) for i in d.target_names])
+
+# %% ../nbs/01_data.ipynb #6efa9c4c
+CACHE_VERSION = 1    # part of every cache key: raise it when what a loader returns changes
+
+def temp_path(path:str|Path, suffix:str='') -> Path:
+    "A temporary name next to `path` for writing it all at once: hidden, and naming this process (`abandoned` tells a dead writer's files)."
+    path = Path(path)
+    return path.with_name(f'.{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{suffix}')
+
+def abandoned(path:str|Path) -> bool:
+    "Whether `path`, named by `temp_path`, was left by a process that no longer runs (a hard kill, a power cut)."
+    m = re.match(r'\.(.+)-(\d+)-[0-9a-f]{8}\.tmp', Path(path).name)
+    if m is None: return False
+    try: os.kill(int(m[2]), 0)
+    except ProcessLookupError: return True
+    except OSError: return False              # alive, but another user's
+    return False
+
+def _cache_source(folder:Path) -> str|None:
+    "The `source` a cache entry was made from; None if there is no (readable) entry."
+    try: return json.loads((folder/'key.json').read_text())['source']
+    except (OSError, ValueError, KeyError): return None
+
+def _write_cache(folder:Path, arrays:dict, source:str):
+    "Write `arrays` as the cache entry `folder` all at once: a temporary folder next to it, then a rename."
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for f in folder.parent.glob('.*.tmp'):
+        if abandoned(f): shutil.rmtree(f, ignore_errors=True)
+    tmp = temp_path(folder)
+    tmp.mkdir()
+    try:
+        for k, a in arrays.items(): np.save(tmp/f'{k}.npy', np.asarray(a), allow_pickle=False)
+        (tmp/'key.json').write_text(json.dumps({'source': source, 'version': CACHE_VERSION}))
+        for f in tmp.iterdir():
+            with open(f, 'rb') as fh: os.fsync(fh.fileno())
+        if folder.exists():
+            if _cache_source(folder) == source: return           # another process wrote the same entry meanwhile
+            shutil.rmtree(folder.rename(temp_path(folder)), ignore_errors=True)   # processes that mapped it keep their pages
+        try: tmp.rename(folder)
+        except OSError:
+            if _cache_source(folder) != source: raise
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+def _load_npy(f:Path) -> np.ndarray:
+    try: return np.load(f, mmap_mode='c', allow_pickle=False)
+    except ValueError: return np.load(f, allow_pickle=False)     # an empty array cannot be mapped
+
+def cached_arrays(key:str, make:Callable[[], dict], root:str|Path|None=None, source:Callable[[], str]=lambda: '') -> dict:
+    """The NumPy arrays `make()` returns (a dict name -> array), computed once and kept as `.npy` files in
+    `data_root(root)/cache/key/`; read back memory-mapped (copy-on-write), so every process that asks for `key` shares
+    one copy through the OS page cache. `source()` says what the inputs are now (asked before and after `make`, which may
+    download them): an entry made from other inputs is rebuilt."""
+    folder = data_root(root)/'cache'/key
+    if _cache_source(folder) != source():
+        arrays = make()
+        _write_cache(folder, arrays, source())
+    return {f.stem: _load_npy(f) for f in sorted(folder.glob('*.npy'))}
+
+def dataset_key(name:str, **kwargs) -> str:
+    "The cache key of dataset `name` read with loader keywords `kwargs`: the name and a hash of every keyword, defaults included."
+    params = list(inspect.signature(DATASETS[name]).parameters.values())[1:]
+    opts = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty} | kwargs
+    return f"{name}-{hashlib.sha1(json.dumps([CACHE_VERSION, opts], sort_keys=True, default=str).encode()).hexdigest()[:12]}"
+
+def _raw_arrays(raw:RawSplits) -> dict:
+    out = {'vocab': np.array([str(v) for v in raw.vocab])}
+    for split in ('train', 'test', 'valid'):
+        if (xy := getattr(raw, split)) is not None: out[f'{split}_x'], out[f'{split}_y'] = xy[0].numpy(), xy[1].numpy()
+    return out
+
+def cached_raw(name:str, root:str|Path|None=None, **kwargs) -> RawSplits:
+    "The `RawSplits` of dataset `name` (loader keywords `kwargs`), decoded once into the data root's cache and memory-mapped from it (`cached_arrays`); loaders registered with `cached=False` are called directly."
+    check_dataset_name(name)
+    loader, root = DATASETS[name], data_root(root)
+    if not loader.cached: return loader(root, **kwargs)
+    source = (lambda: loader.source(root, **kwargs)) if loader.source else (lambda: '')
+    a = cached_arrays(dataset_key(name, **kwargs), lambda: _raw_arrays(loader(root, **kwargs)), root, source)
+    split = lambda s: (torch.from_numpy(a[f'{s}_x']), torch.from_numpy(a[f'{s}_y'])) if f'{s}_x' in a else None
+    return RawSplits(split('train'), split('test'), a['vocab'].tolist(), split('valid'))
+
+def check_dataset_name(name:str):
+    "Raise a clear `ValueError` if `name` is not a registered dataset."
+    if name not in DATASETS: raise ValueError(f"Unknown dataset '{name}'. Allowed: {', '.join(sorted(DATASETS))}")
 
 # %% ../nbs/01_data.ipynb #5712234c
 def _scale(x01:torch.Tensor, data_range) -> torch.Tensor:
@@ -221,34 +321,54 @@ def _scale(x01:torch.Tensor, data_range) -> torch.Tensor:
 
 @dataclass
 class ImageTensors:
-    "One split held in memory: `x` uint8 `(N, C, H, W)`, `y` int64 `(N,)`; batches come out as floats in `data_range`."
-    x: torch.Tensor
+    """One split: `images` uint8 `(M, C, H, W)` (possibly memory-mapped, shared with other processes and splits), `rows`
+    the split's rows of it (None: all of them), `y` int64 labels, one per row; batches come out as floats in `data_range`."""
+    images: torch.Tensor
     y: torch.Tensor
     vocab: list
     data_range: tuple = (0., 1.)
     dynamic_binarize: bool = False
+    rows: torch.Tensor|None = None
 
     def __post_init__(self):
-        if len(self.x) != len(self.y): raise ValueError(f"{len(self.x)} images but {len(self.y)} labels")
+        n = len(self.images) if self.rows is None else len(self.rows)
+        if n != len(self.y): raise ValueError(f"{n} images but {len(self.y)} labels")
         lo, hi = self.data_range
         if not lo < hi: raise ValueError(f"data_range must be (low, high) with low < high, got {self.data_range}")
 
-    def __len__(self): return len(self.x)
+    def __len__(self): return len(self.y)
     @property
-    def shape(self): return tuple(self.x.shape[1:])
+    def shape(self): return tuple(self.images.shape[1:])
+    @property
+    def device(self): return self.images.device
+    @property
+    def x(self) -> torch.Tensor:
+        "The split's images as one tensor: `images` itself, or a copy of its `rows`."
+        return self.images if self.rows is None else self.images.index_select(0, self.rows)
     def __getitem__(self, i): return self.batch(torch.as_tensor([i]))[0][0], self.y[i]
-    def to(self, device): return replace(self, x=self.x.to(device), y=self.y.to(device))
-    def subset(self, idx): return replace(self, x=self.x[idx], y=self.y[idx])
+
+    def to(self, device):
+        "The split on `device`: itself where it is; elsewhere a copy of its rows alone."
+        if torch.device(device) == self.device: return self
+        return replace(self, images=self.x.to(device), y=self.y.to(device), rows=None)
+
+    def subset(self, idx):
+        "The examples `idx` (an index tensor) of the split, sharing its images."
+        rows = torch.arange(len(self.images), device=self.device) if self.rows is None else self.rows
+        return replace(self, y=self.y[idx], rows=rows[idx])
 
     def batch(self, idx:torch.Tensor):
         "Images `idx` as floats in `data_range` (a fresh Bernoulli draw if `dynamic_binarize`), and their labels."
-        x = self.x.index_select(0, idx).float().mul_(1/255)   # index_select: several times faster than x[idx] here
+        rows = idx if self.rows is None else self.rows.index_select(0, idx)
+        x = self.images.index_select(0, rows).float().mul_(1/255)   # index_select: several times faster than x[idx] here
         if self.dynamic_binarize: x = torch.bernoulli(x)
         return _scale(x, self.data_range), self.y.index_select(0, idx)
 
-    def mean_image(self) -> torch.Tensor:
-        "The average image `(C, H, W)` in `data_range` (also the average of dynamically binarised draws), summed without a float copy of `x`."
-        return _scale(self.x.sum(0, dtype=torch.float64).div_(255 * len(self)).float(), self.data_range)
+    def mean_image(self, chunk:int=8192) -> torch.Tensor:
+        "The average image `(C, H, W)` in `data_range` (also the average of dynamically binarised draws), summed `chunk` images at a time (no float copy of the split)."
+        rows = torch.arange(len(self.images), device=self.device) if self.rows is None else self.rows
+        total = sum(self.images.index_select(0, r).sum(0, dtype=torch.float64) for r in rows.split(chunk))
+        return _scale(total.div_(255 * len(self)).float(), self.data_range)
 
 # %% ../nbs/01_data.ipynb #bf4c895d
 @dataclass
@@ -274,29 +394,30 @@ def _class_ids(classes, vocab) -> list:
     if len(set(ids)) != len(ids): raise ValueError(f"Repeated classes in {list(classes)}")
     return ids
 
-def _keep_classes(xy, ids):
-    x, y = xy
+def _take(s, idx):
+    "Examples `idx` of split `s`, an `(images, rows, y)` triple: new rows and labels, the same images (nothing copied)."
+    x, rows, y = s
+    return x, (idx if rows is None else rows[idx]), y[idx]
+
+def _keep_classes(s, ids):
+    y = s[2]
     remap = torch.full((int(max(y.max().item(), max(ids))) + 1,), -1, dtype=torch.long)
     remap[torch.tensor(ids)] = torch.arange(len(ids))
-    keep = remap[y] >= 0
-    return x[keep], remap[y[keep]]
+    keep = (remap[y] >= 0).nonzero().squeeze(1)
+    x, rows, _ = _take(s, keep)
+    return x, rows, remap[y[keep]]
 
-def _carve(xy, pct:float, seed:int):
-    "Split `xy` into (rest, carved) with a seeded random `pct` carved."
-    x, y = xy
-    n_out = int(round(len(x) * pct))
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    out, rest = perm[:n_out].sort().values, perm[n_out:].sort().values
-    return (x[rest], y[rest]), (x[out], y[out])
+def _carve(s, pct:float, seed:int):
+    "Split `s` into (rest, carved) with a seeded random `pct` carved."
+    n = len(s[2])
+    n_out = int(round(n * pct))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return _take(s, perm[n_out:].sort().values), _take(s, perm[:n_out].sort().values)
 
 def _static_binarize(x:torch.Tensor, seed:int) -> torch.Tensor:
     "One fixed Bernoulli draw of `x/255`, stored as uint8 0/255."
     g = torch.Generator().manual_seed(seed)
     return (torch.bernoulli(x.float() / 255, generator=g) * 255).to(torch.uint8)
-
-def check_dataset_name(name:str):
-    "Raise a clear `ValueError` if `name` is not a registered dataset."
-    if name not in DATASETS: raise ValueError(f"Unknown dataset '{name}'. Allowed: {', '.join(sorted(DATASETS))}")
 
 def dataset_vocab(name:str, **dataset_kwargs) -> list|None:
     "The class names of dataset `name` without loading its images (None where only the files can tell)."
@@ -329,8 +450,9 @@ def load_splits(name:str, classes:list|None=None, valid_pct:float=0.1, test_pct:
     if binarize not in (None, 'static', 'dynamic'): raise ValueError(f"binarize must be None, 'static' or 'dynamic', got {binarize!r}")
     if not 0 <= valid_pct < 1: raise ValueError(f"valid_pct must be in [0, 1), got {valid_pct}")
     if max_train is not None and max_train < 1: raise ValueError(f"max_train must be >= 1, got {max_train}")
-    raw = DATASETS[name](data_root(root), **dataset_kwargs)
-    train, valid, test, vocab = raw.train, raw.valid, raw.test, list(raw.vocab)
+    raw = cached_raw(name, root, **dataset_kwargs)
+    train, valid, test = [None if xy is None else (xy[0], None, xy[1]) for xy in (raw.train, raw.valid, raw.test)]
+    vocab = list(raw.vocab)
     if test is None: train, test = _carve(train, test_pct, seed + 1)
     if classes is not None:
         ids = _class_ids(classes, vocab)
@@ -338,16 +460,16 @@ def load_splits(name:str, classes:list|None=None, valid_pct:float=0.1, test_pct:
         if valid is not None: valid = _keep_classes(valid, ids)
         vocab = [vocab[i] for i in ids]
     if valid is None: train, valid = _carve(train, valid_pct, seed) if valid_pct > 0 else (train, test)
-    if max_train is not None and max_train < len(train[0]):
-        idx = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(seed + 2))[:max_train].sort().values
-        train = (train[0][idx], train[1][idx])
-    if len(train[0]) == 0: raise ValueError(f"No training images left for dataset '{name}' with classes={classes}")
-    if binarize is not None:   # valid/test are binarised once, so that evaluation is deterministic
-        bin_train = binarize == 'static'
-        train = (_static_binarize(train[0], seed + 3) if bin_train else train[0], train[1])
-        valid, test = [(_static_binarize(x, seed + 4 + i), y) for i, (x, y) in enumerate((valid, test))]
-    mk = lambda xy, dyn=False: ImageTensors(xy[0], xy[1], vocab, tuple(data_range), dyn)
-    return Splits(mk(train, binarize == 'dynamic'), mk(valid), mk(test), name)
+    if max_train is not None and max_train < len(train[2]):
+        train = _take(train, torch.randperm(len(train[2]), generator=torch.Generator().manual_seed(seed + 2))[:max_train].sort().values)
+    if len(train[2]) == 0: raise ValueError(f"No training images left for dataset '{name}' with classes={classes}")
+    mk = lambda s, dyn=False: ImageTensors(s[0], s[2], vocab, tuple(data_range), dyn, s[1])
+    train, valid, test = mk(train, binarize == 'dynamic'), mk(valid), mk(test)
+    if binarize is not None:   # valid/test are binarised once, so that evaluation is deterministic: a drawn copy each
+        binarized = lambda s, i: replace(s, images=_static_binarize(s.x, seed + i), rows=None)
+        if binarize == 'static': train = binarized(train, 3)
+        valid, test = binarized(valid, 4), binarized(test, 5)
+    return Splits(train, valid, test, name)
 
 # %% ../nbs/01_data.ipynb #0eed18a2
 class TensorDL(DataLoader):
@@ -367,7 +489,7 @@ class TensorDL(DataLoader):
         n = self.n
         if self.shuffle: idxs = torch.randperm(n, generator=torch.Generator().manual_seed(self.rng.randint(0, 2**32 - 1)))
         else: idxs = torch.arange(n)
-        idxs = idxs.to(self.dataset.x.device)
+        idxs = idxs.to(self.dataset.device)
         for i in range(len(self)): yield idxs[i*self.bs:(i+1)*self.bs]
 
     def __iter__(self):

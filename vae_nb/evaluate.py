@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/evaluate.html.md"""
 
 # %% ../nbs/06_evaluate.ipynb #4087615c
 from __future__ import annotations
-import json, math, time
+import json, math, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 import matplotlib.pyplot as plt
 
-from fastai.callback.hook import total_params
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
+    from fastai.callback.hook import total_params
 
 from .models import VAE, VAELoss
 from .checkpoints import atomic_write, load_run
@@ -110,7 +112,7 @@ def subset_dl(dl, n:int|None, seed:int=0):
     N = len(dl.dataset)
     if n is None or n >= N or not hasattr(dl.dataset, 'subset'): return dl
     idx = torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    return dl.new(dl.dataset.subset(idx.to(dl.dataset.x.device)))
+    return dl.new(dl.dataset.subset(idx.to(dl.dataset.device)))
 
 def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:int=100, seed:int=0) -> dict:
     "Mean of $-\\mathcal L_k$ over a seeded random `max_n` examples of `dl` (`subset_dl`; all if None): `nll`, its standard error `nll_se`, the ELBO on the same examples `elbo`, `n`, `k` and `seconds`."

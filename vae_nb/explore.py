@@ -91,7 +91,7 @@ class LatentExplorer(widgets.VBox):
         if self.pad and (self.D != 2 or self.simplex): raise ValueError("the 2-D pad needs a 2-D latent on R^2 (not the simplex)")
         if data is None and dls is not None:
             ds = dls[2].dataset
-            data = ds.batch(torch.arange(len(ds), device=ds.x.device))
+            data = ds.batch(torch.arange(len(ds), device=ds.device))
         self.x, self.y = (None, None) if data is None else (data[0].cpu(), data[1].cpu())
         if vocab is None and dls is not None: vocab = list(dls.train.dataset.vocab)
         self.vocab = list(vocab or range(model.n_classes))

@@ -346,7 +346,7 @@ def build_vae(bottleneck:str|Bottleneck='gaussian', latent_dim:int=20, arch:str|
 # %% ../nbs/03_models.ipynb #4bed5493
 class VAELoss:
     "Negative ELBO per example, averaged over the batch, with β weighting, free bits and a capacity target."
-    def __init__(self, beta:float=1., free_bits:float=0., capacity:float|None=None, gamma:float=1000.):
+    def __init__(self, beta:float=1., free_bits:float=0., capacity:float|None=None, gamma:float=10.):
         if beta < 0: raise ValueError(f"beta must be >= 0, got {beta}")
         if free_bits < 0: raise ValueError(f"free_bits must be >= 0, got {free_bits}")
         self.beta, self.free_bits, self.capacity, self.gamma = beta, free_bits, capacity, gamma

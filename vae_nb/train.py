@@ -30,7 +30,7 @@ from .models import VAELoss
 from .config import VAEConfig, check_config, check_data, config_fields, config_table, dls_from_config, model_from_config, as_plain, _default
 from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedule, WeightAverage, TableLogger, RunProgress, Interrupted,
                               lean, stop_on_signals, vae_metrics)
-from .checkpoints import Checkpoints, RunEpochs, RunHistory, atomic_write, load_checkpoint, check_resumable, restore
+from .checkpoints import Checkpoints, RunEpochs, RunHistory, atomic_write, load_checkpoint, check_resumable, open_run_folder, restore
 from .evaluate import elbo_parts, test_dl
 from .viz import LatentPlots
 from .distributed import init_distributed, parallel_callbacks, rank_config, shard_dls, world_size
@@ -107,14 +107,16 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     out = Path(c.out) if c.out else None
     state = load_checkpoint(c.resume) if c.resume else None     # a bad checkpoint fails before any data loads
     if state is not None: check_resumable(state, c)
+    if out is not None: open_run_folder(out, c.resume)          # not into a finished run (unless resuming it); killed writers' files removed
     device = init_distributed(training_device(c.device))       # joins the launcher's process group, if any
     set_seed(c.seed, reproducible=True)
     if model is not None or dls is not None: c = dataclasses.replace(c, custom=_custom(model, dls))
+    shape = None
     if dls is None: dls = dls_from_config(c, device)
-    else: check_data(dls, c.likelihood)
+    else: shape = check_data(dls, c.likelihood)                 # your loaders: one batch read, for its checks and the model's shape
     dls = shard_dls(dls)                                        # each rank its slice of every batch
     if model is None:
-        model = model_from_config(c, dls)
+        model = model_from_config(c, dls, shape)
         if c.init_bias and state is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
     loss = VAELoss(c.beta, c.free_bits, c.capacity)
     learn = VAELearner(dls, model.to(device), loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,
