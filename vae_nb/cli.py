@@ -108,6 +108,9 @@ def _parser():
     e.add_argument('run'); e.add_argument('--k', type=int, default=1000, help='importance samples for the NLL')
     e.add_argument('--iw-n', type=int, default=1000, help='test images for the NLL (0: all)')
     e.add_argument('--which', default='best', choices=['best', 'last'], help='which checkpoint to evaluate')
+    e.add_argument('--disentanglement', action='store_true', help='also the disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run on a dataset with a factor table (dsprites): disentanglement.json and figures/disentanglement.png')
+    e.add_argument('--dis-scale', type=float, default=1., help="the metrics' sample sizes times this (1: disentanglement_lib's, about 3 million images encoded)")
+    e.add_argument('--dis-jobs', type=int, default=1, help="processes for DCI's per-factor gradient-boosted trees")
     c = sub.add_parser('compare', help='one table and side-by-side figures for several run folders')
     c.add_argument('runs', nargs='+'); c.add_argument('--out', default='comparison'); c.add_argument('--k', type=int, default=100)
     c.add_argument('--iw-n', type=int, default=1000, help='test images for the NLL (0: all)')
@@ -146,6 +149,10 @@ def _run(args):
         from vae_nb.evaluate import evaluate_command
         from vae_nb.checkpoints import load_run
         from vae_nb.viz import save_run_figures
+        if args.disentanglement:                     # first: a dataset without a factor table fails before the long evaluation
+            from vae_nb.disentangle import disentanglement_run
+            res = disentanglement_run(args.run, which=args.which, scale=args.dis_scale, n_jobs=args.dis_jobs)
+            print('disentanglement:', json.dumps(res['scores'], indent=1))
         evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
         model, dls, _ = load_run(args.run, args.which)
         print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))

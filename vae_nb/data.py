@@ -529,3 +529,6 @@ def get_dls(name:str|Splits='mnist', bs:int=128, device=None, eval_bs:int|None=N
                       TensorDL(splits.valid, bs=eval_bs), TensorDL(splits.test, bs=eval_bs), device=device)
     dls.splits = splits
     return dls
+
+# %% ../nbs/01_data.ipynb #ad05d732
+from . import dsprites as _dsprites   # registers 'dsprites' (its module imports this one: at the end, every name it needs exists)

@@ -225,13 +225,15 @@ def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=
     return res
 
 def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dict:
-    "`evaluate` the model of run folder `folder` (via `load_run`), with its config and its `metrics.json` (training time, parameters)."
+    "`evaluate` the model of run folder `folder` (via `load_run`), with its config, its `metrics.json` (training time, parameters) and, if there, the scores of its `disentanglement.json`."
     folder = Path(folder)
     model, dls, cfg = load_run(folder, which)
     res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, dataset=cfg.dataset, beta=cfg.beta, **evaluate(model, dls, k, **kwargs))
     m = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').exists() else {}
     res.update(train_seconds=m.get('train_seconds', float('nan')), epochs_run=m.get('epochs_run', float('nan')),
                n_params=m.get('n_params', total_params(model)[0]))
+    if (folder/'disentanglement.json').exists():      # written by `vae-nb evaluate RUN --disentanglement` (chapter 06b)
+        res['disentanglement'] = json.loads((folder/'disentanglement.json').read_text())['scores']
     return res
 
 # %% ../nbs/06_evaluate.ipynb #a9cd1868
@@ -256,7 +258,8 @@ def compare(folders:list, k:int=100, out:str|Path|None=None, **kwargs) -> pd.Dat
     "Evaluate every run folder in `folders` (`evaluate_run`, `k` importance samples) into one table, one row per run; written to `out` (CSV and Markdown) if given."
     if not folders: raise ValueError("compare needs at least one run folder")
     rows = [evaluate_run(f, k=k, **kwargs) for f in folders]
-    df = pd.DataFrame([{c: r.get(c) for c in COMPARE_COLUMNS} for r in rows], index=pd.Index(_run_names(folders), name='run'))
+    df = pd.DataFrame([{**{c: r.get(c) for c in COMPARE_COLUMNS}, **r.get('disentanglement', {})} for r in rows],   # the disentanglement scores of the runs that have them
+                      index=pd.Index(_run_names(folders), name='run'))
     df.attrs['results'] = rows                 # everything `evaluate_run` returned, lists included (not written)
     if out is not None: write_table(df, out)
     return df

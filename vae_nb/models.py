@@ -236,6 +236,7 @@ ARCHS = {
     'mlp512_256': dict(kind='mlp', hidden=(512, 256)),
     'conv':       dict(kind='conv', channels=(32, 64), kernels=4, strides=2, paddings=1, hidden=256),
     'conv_deep':  dict(kind='conv', channels=(32, 64, 128), kernels=[4, 4, 3], strides=[2, 2, 1], paddings=1, hidden=512),
+    'conv64':     dict(kind='conv', channels=(32, 32, 64, 64), kernels=[4, 4, 2, 2], strides=2, paddings=[1, 1, 0, 0], hidden=256),
 }
 
 def arch_spec(arch:str|dict) -> dict:
