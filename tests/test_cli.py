@@ -82,9 +82,25 @@ def test_errors_are_one_line_with_the_closest_name(empty_data):
         2, f"vae-nb: error: Unknown config key 'lattent_dim' (did you mean latent_dim?). Keys: {', '.join(config_fields())}")
     assert error_of(*vae_nb('config', 'quick', 'latent_dim=0')) == (2, "vae-nb: error: latent_dim must be >= 1, got 0")
     assert error_of(*vae_nb('config', 'quick', 'latent_dim=[1,')) == (
-        2, "vae-nb: error: Cannot parse value '[1,' as YAML: expected the node content, but found '<stream end>'")
+        2, "vae-nb: error: Cannot parse override 'latent_dim=[1,': no viable alternative at input '[1,' (quote a value with special characters: key='...')")
+    assert error_of(*vae_nb('config', 'quick', 'lr=1e-3,2e-3')) == (
+        2, "vae-nb: error: Override 'lr=1e-3,2e-3' has several values: add -m to sweep them (one run each), or quote a value that holds a comma (key='a,b')")
+    assert error_of(*vae_nb('config', 'quick', 'dataset_kwarg.flag=x')) == (
+        2, f"vae-nb: error: Unknown config key 'dataset_kwarg.flag' (did you mean dataset_kwargs?). Keys: {', '.join(config_fields())}")
     assert error_of(*vae_nb('config', 'quick', 'dataset_kwargs=3')) == (2, "vae-nb: error: dataset_kwargs must be of type dict, got 3")
     assert list(empty_data.iterdir()) == []
+
+def test_override_values_are_typed(empty_data, capsys):
+    "Hydra's grammar through the real command: floats such as 1e-3, lists, nested lists, dicts, null, quoted strings, dotted keys."
+    code, out, err = run_main(capsys, 'config', 'quick', 'lr=1e-3', 'classes=[0,1]', 'binarize=null', 'dataset_kwargs.size=28', "out='runs/a,b'",
+                              'bottleneck=correlated', 'prior=[[1,0.4],[0.4,1]]')
+    assert code == 0, err
+    cfg = yaml.safe_load(out)
+    assert cfg['lr'] == 1e-3 and isinstance(cfg['lr'], float) and cfg['classes'] == [0, 1] and cfg['binarize'] is None
+    assert cfg['dataset_kwargs'] == {'size': 28} and cfg['out'] == 'runs/a,b' and cfg['prior'] == [[1, 0.4], [0.4, 1]]
+    (empty_data.parent/'p.yaml').write_text('# a preset\nlr: 3e-4\nepochs: 2\n')
+    code, out, err = run_main(capsys, 'config', empty_data.parent/'p.yaml')
+    assert code == 0 and yaml.safe_load(out)['lr'] == 3e-4, err                 # YAML files too read 3e-4 as a float
 
 def test_malformed_yaml_names_file_line_and_column(tmp_path, empty_data):
     (tmp_path/'my.yaml').write_text('# my experiment\nepochs: 3\nlr: [0.001\nbeta: 2\n')
@@ -171,8 +187,9 @@ def test_sweep_runs_every_combination(tmp_path):
     code, out, err = vae_nb('train', '-m', 'quick', 'latent_dim=2,3', 'max_train=800', 'epochs=1', 'valid_pct=0.05', 'quiet=true',
                             f'out={tmp_path}/sweep', cwd=tmp_path)
     assert code == 0, err
-    runs = sorted(p.name for p in (tmp_path/'sweep').iterdir())
+    runs = sorted(p.parent.name for p in (tmp_path/'sweep').glob('*/config.yaml'))
     assert runs == ['latent_dim=2', 'latent_dim=3']
+    assert {'sweep.yaml', 'sweep.json', 'comparison.csv', 'comparison.md', 'comparison.png'} <= {p.name for p in (tmp_path/'sweep').iterdir()}
     assert [yaml.safe_load((tmp_path/'sweep'/r/'config.yaml').read_text())['latent_dim'] for r in runs] == [2, 3]
 
 def test_evaluate_and_compare_commands(tmp_path):
@@ -224,7 +241,8 @@ def test_the_readme_sequence_runs_from_a_clean_folder(tmp_path):
             args = args[:1] + [str(p.relative_to(tmp_path)) for a in args[1:] for p in sorted(tmp_path.glob(a))] + ['--k', '5', '--iw-n', '50']
         code, out, err = vae_nb(*args, *(short if args[0] == 'train' else []), cwd=tmp_path)
         assert code == 0, (c, err)
-    assert sorted(p.name for p in (tmp_path/'runs'/'quick_sweep').iterdir()) == ['bottleneck=cc', 'bottleneck=dirichlet', 'bottleneck=gaussian']
+    assert sorted(p.parent.name for p in (tmp_path/'runs'/'quick_sweep').glob('*/config.yaml')) == ['bottleneck=cc', 'bottleneck=dirichlet', 'bottleneck=gaussian']
+    assert (tmp_path/'runs'/'quick_sweep'/'comparison.md').exists()
     assert (tmp_path/'runs'/'quick'/'metrics.json').exists() and (tmp_path/'comparison'/'comparison.png').exists()
 
 def test_compare_skips_what_is_not_a_run(tmp_path):

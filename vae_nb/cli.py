@@ -6,31 +6,17 @@ Docs: https://vae-nb.github.io/vae_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #ca1fd01c
 from __future__ import annotations
-import argparse, itertools, json, os, re, shlex, signal, sys
+import argparse, json, os, shlex, signal, sys
 from pathlib import Path
 
 import yaml
 import matplotlib
 
-from .config import VAEConfig, apply_override, as_plain, check_config, list_presets, load_preset, model_keys, parse_overrides, parse_yaml
+from .config import VAEConfig, as_plain, check_config, list_presets, load_preset, merge_overrides, model_keys, parse_overrides, parse_yaml
 from .callbacks import Interrupted
 
 # %% auto #0
-__all__ = ['expand', 'fresh_folder', 'resume_config', 'train_command', 'error_line', 'main']
-
-# %% ../nbs/09_cli.ipynb #3c5cb8d1
-def expand(cfg:dict, overrides:dict) -> list:
-    "Every config of the sweep: `cfg` with each combination of the override values, and a short label for each."
-    keys = list(overrides)
-    runs = []
-    for combo in itertools.product(*(overrides[k] for k in keys)):
-        c = cfg
-        for k, v in zip(keys, combo): c = apply_override(c, k, v)
-        label = '-'.join(f"{k.split('.')[-1]}={_slug(v)}" for k, v, vs in zip(keys, combo, overrides.values()) if len(vs) > 1)
-        runs.append((c, label))
-    return runs
-
-def _slug(v) -> str: return re.sub(r'[^A-Za-z0-9_.=+-]+', '', json.dumps(v) if not isinstance(v, str) else v)[:40]
+__all__ = ['fresh_folder', 'resume_config', 'preset_config', 'train_run', 'train_command', 'SweepFailed', 'error_line', 'main']
 
 # %% ../nbs/09_cli.ipynb #22211c64
 def fresh_folder(path:str|Path) -> Path:
@@ -50,7 +36,7 @@ def resume_config(folder:str|Path, overrides:list) -> VAEConfig:
     changes = parse_overrides(overrides)
     fixed = [k for k in changes if k.split('.')[0] in [*model_keys(), 'out', 'resume']]
     if fixed: raise ValueError(f"--resume continues the run in {folder} as it is: {', '.join(fixed)} cannot change (give only keys that keep the model, e.g. epochs=N)")
-    for k, [v] in changes.items(): cfg = apply_override(cfg, k, v)
+    cfg = merge_overrides(cfg, {k: v for k, [v] in changes.items()})
     last = folder/'checkpoints'/'last.pt'
     return check_config(cfg, out=str(folder), resume=str(last) if last.exists() else None)
 
@@ -58,41 +44,43 @@ def _resumes_into(cfg:VAEConfig, out:Path) -> bool:
     "Whether `cfg` resumes from a checkpoint of run folder `out` (which then continues there)."
     return cfg.resume is not None and Path(cfg.resume).resolve().parent.parent == out.resolve()
 
-def train_command(preset:str|None, overrides:list, multirun:bool=False, resume:str|Path|None=None) -> list:
-    "Train the runs that `preset` and the overrides describe, or continue run folder `resume`; returns their folders. Everything is checked before the first run starts."
+def preset_config(preset:str|Path, overrides:list) -> dict:
+    "The config keys of `preset` with one value per `key=value` override merged in (not yet checked)."
+    return merge_overrides(load_preset(preset), {k: v for k, [v] in parse_overrides(overrides).items()})
+
+def train_run(cfg:VAEConfig, out:Path) -> Path|None:
+    "Train the checked config `cfg` into run folder `out`, then its figures; prints the test metrics. Returns `out` (None on ranks other than 0)."
     from vae_nb.train import fit_vae
     from vae_nb.viz import save_run_figures
     from fastai.torch_core import rank_distrib
-    plans = []
+    if rank_distrib() == 0: print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
+    try: learn = fit_vae(config=cfg, out=str(out))
+    except Interrupted as e:
+        e.resume = f"vae-nb train --resume {shlex.quote(str(out))}"
+        raise
+    if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
+    if rank_distrib() != 0: return None                               # several processes: rank 0 writes the run folder
+    save_run_figures(learn.model, learn.dls, out)
+    print(json.dumps(json.loads((out/'metrics.json').read_text())['test'], indent=1), flush=True)
+    return out
+
+def train_command(preset:str|None, overrides:list, multirun:bool=False, resume:str|Path|None=None, **sweep_options) -> list:
+    "Train the run that `preset` and the overrides describe (with `multirun`, the sweep: `vae_nb.sweeps.sweep_command` with `sweep_options`), or continue run folder `resume`; returns the run folders. Everything is checked before the first run starts."
     if resume is not None:
         if multirun: raise ValueError("--resume continues one run: no -m")
         overrides = [preset, *overrides] if preset is not None else overrides     # `--resume RUN epochs=8`: the folder's config is the preset
-        plans.append((resume_config(resume, overrides), Path(resume), False))
+        cfg, out, new_folder = resume_config(resume, overrides), Path(resume), False
     else:
         if preset is None: raise ValueError("give a preset (`vae-nb presets` lists them) or --resume RUN_FOLDER")
-        runs = expand(load_preset(preset), parse_overrides(overrides, multirun))
-        sweep = any(label for _, label in runs)
-        name = Path(preset).stem
-        for cfg, label in runs:
-            root = Path(cfg.get('out') or Path('runs')/(f'{name}_sweep' if sweep else name))
-            if sweep: root = fresh_folder(root)                            # a sweep's own folder, never inside a run
-            out = root/label if label else root
-            cfg = check_config(cfg, out=str(out))                          # all checked before any training
-            plans.append((cfg, out, not _resumes_into(cfg, out)))
-    done = []
-    for cfg, out, new_folder in plans:
-        if new_folder: out = fresh_folder(out)
-        if rank_distrib() == 0: print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
-        try: learn = fit_vae(config=cfg, out=str(out))
-        except Interrupted as e:
-            e.resume = f"vae-nb train --resume {shlex.quote(str(out))}"
-            raise
-        if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
-        if rank_distrib() != 0: continue                               # several processes: rank 0 writes the run folder
-        save_run_figures(learn.model, learn.dls, out)
-        print(json.dumps(json.loads((out/'metrics.json').read_text())['test'], indent=1))
-        done.append(out)
-    return done
+        if multirun:
+            from vae_nb.sweeps import sweep_command
+            return sweep_command(preset, overrides, **sweep_options)
+        cfg = preset_config(preset, overrides)
+        out = Path(cfg.get('out') or Path('runs')/Path(preset).stem)
+        cfg = check_config(cfg, out=str(out))
+        new_folder = not _resumes_into(cfg, out)
+    out = train_run(cfg, fresh_folder(out) if new_folder else out)
+    return [out] if out else []
 
 # %% ../nbs/09_cli.ipynb #ec76bf6d
 def _parser():
@@ -100,8 +88,17 @@ def _parser():
     sub = p.add_subparsers(dest='command', required=True)
     t = sub.add_parser('train', help='train from a preset (name or .yaml) plus key=value overrides')
     t.add_argument('preset', nargs='?', help='preset name (see vae-nb presets) or a path to a YAML file (none with --resume)')
-    t.add_argument('overrides', nargs='*', help='key=value (YAML values; dotted keys set one dict entry)')
-    t.add_argument('-m', '--multirun', action='store_true', help='comma-separated values are a sweep: one run each')
+    t.add_argument('overrides', nargs='*', help="key=value (Hydra's override grammar; dotted keys set one dict entry)")
+    t.add_argument('-m', '--multirun', action='store_true', help='a sweep: a,b,c or range(...) values give one run per combination, in one sweep folder')
+    w = t.add_argument_group('sweeps (-m)')
+    w.add_argument('--launcher', default='sequential', choices=['sequential', 'local', 'submitit'], help='how the runs of a sweep run: one after another in this process, --jobs processes on this machine, or submitit (SLURM)')
+    w.add_argument('--jobs', type=int, default=None, help='--launcher local: processes at once (default: one per core; each gets cores // jobs threads)')
+    w.add_argument('--submitit-cluster', default=None, choices=['slurm', 'local', 'debug'], help="--launcher submitit: submitit's executor (default: SLURM where sbatch exists, else local processes)")
+    w.add_argument('--submitit-yaml', metavar='FILE', help='--launcher submitit: a YAML mapping of submitit parameters (e.g. slurm_partition, timeout_min, gpus_per_node, cpus_per_task, slurm_array_parallelism)')
+    w.add_argument('--partition', help='SLURM partition'); w.add_argument('--time-min', type=int, help='time limit of each job (minutes)')
+    w.add_argument('--gpus-per-job', type=int, help='GPUs of each job'); w.add_argument('--cpus-per-job', type=int, help='CPU cores of each job')
+    w.add_argument('--compare-k', type=int, default=100, help="importance samples of the sweep's compare table (0: no table)")
+    w.add_argument('--compare-n', type=int, default=1000, help="test images for its NLL (0: all)")
     t.add_argument('--nproc', type=int, default=1, help='train on N local processes (torchrun, DDP); bs stays the global batch')
     t.add_argument('--resume', metavar='RUN_FOLDER', help="continue the run in RUN_FOLDER from its config.yaml and last.pt (overrides: only keys that keep the model, e.g. epochs=N)")
     e = sub.add_parser('evaluate', help='test metrics (ELBO, NLL, active units, probes) and figures of a run folder')
@@ -125,26 +122,33 @@ def _parser():
 
 _BAD_INPUT = (ValueError, OSError, RuntimeError, yaml.YAMLError)   # what bad input raises: exit status 2, the message alone
 
+class SweepFailed(Exception):
+    "Some runs of a sweep failed (the others finished): `vae-nb` says which, on one line, and exits with status 1."
+
 def error_line(e:Exception) -> str:
     "What `vae-nb` says about `e`, on one line: the message, with the type and a hint for an unexpected exception."
     msg = ' '.join(l.strip() for l in str(e).splitlines() if l.strip())
     if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
         msg = f"Malformed YAML, line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}: {e.problem}"
-    if isinstance(e, _BAD_INPUT): return msg
+    if isinstance(e, (*_BAD_INPUT, SweepFailed)): return msg
     return f"{type(e).__name__}: {msg} (VAE_NB_DEBUG=1 shows the traceback)"
 
 def _run(args):
     "Run the parsed command `args`."
     if args.command == 'train' and args.nproc != 1:
+        if args.launcher != 'sequential': raise ValueError(f"--nproc trains each run on several processes: only with --launcher sequential, not {args.launcher}")
         from vae_nb.distributed import launch_local
         return launch_local(args.nproc, ['train', *([args.preset] if args.preset else []), *args.overrides]
                             + (['--multirun'] if args.multirun else []) + (['--resume', str(args.resume)] if args.resume else []))
-    if args.command == 'train': train_command(args.preset, args.overrides, args.multirun, args.resume)
+    if args.command == 'train':
+        sweep = dict(launcher=args.launcher, jobs=args.jobs, cluster=args.submitit_cluster, submitit_yaml=args.submitit_yaml,
+                     partition=args.partition, time_min=args.time_min, gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
+                     compare_k=args.compare_k, compare_n=args.compare_n or None)
+        train_command(args.preset, args.overrides, args.multirun, args.resume, **sweep)
     elif args.command == 'presets':
         for k, v in list_presets().items(): print(f'{k:20} {v}')
     elif args.command == 'config':
-        [(cfg, _)] = expand(load_preset(args.preset), parse_overrides(args.overrides))
-        print(yaml.safe_dump(as_plain(check_config(cfg)), sort_keys=False), end='')
+        print(yaml.safe_dump(as_plain(check_config(preset_config(args.preset, args.overrides))), sort_keys=False), end='')
     elif args.command == 'evaluate':
         from vae_nb.evaluate import evaluate_command
         from vae_nb.checkpoints import load_run

@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/config.html.md"""
 
 # %% ../nbs/04a_config.ipynb #8d2adc6b
 from __future__ import annotations
-import dataclasses, difflib, inspect, re, warnings
+import dataclasses, difflib, functools, inspect, warnings
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -16,16 +16,20 @@ import yaml
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
     from fastai.data.core import DataLoaders
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .data import DATASETS, check_classes, get_dls
 from .elbo import LIKELIHOODS, get_likelihood
 from .models import ARCHS, VAE, build_vae, bottleneck_class, bottleneck_names, get_bottleneck
 
 # %% auto #0
-__all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
-           'check_value', 'check_config', 'family_kwargs', 'as_plain', 'dls_from_config', 'first_batch', 'check_data',
-           'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value',
-           'split_top_level', 'parse_overrides', 'apply_override']
+__all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'unknown_key',
+           'closest_key', 'check_value', 'check_config', 'family_kwargs', 'as_plain', 'dls_from_config', 'first_batch',
+           'check_data', 'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'check_key',
+           'parse_override', 'parse_overrides', 'merge_overrides']
 
 # %% ../nbs/04a_config.ipynb #a7c39387
 def opt(default, doc:str, choices=None, low=None, high=None, model:bool=False):
@@ -117,6 +121,10 @@ def _type_ok(value, type_text:str) -> bool:
         elif isinstance(value, _TYPES[t]) and not (isinstance(value, bool) and t in ('int', 'float')): return True
     return False
 
+def unknown_key(key:str) -> ValueError:
+    "The error for a key that is not a field of `VAEConfig`: the closest field, then every key."
+    return ValueError(f"Unknown config key '{key}'{closest_key(key)}. Keys: {', '.join(config_fields())}")
+
 def closest_key(key:str) -> str:
     "' (did you mean ...?)' with the config key closest to `key`, or '' if none is close."
     near = difflib.get_close_matches(key, list(config_fields()), n=1, cutoff=0.6)
@@ -124,7 +132,7 @@ def closest_key(key:str) -> str:
 
 def check_value(key:str, value):
     "Raise `ValueError` naming `key` if `value` does not fit its field's type, `choices` and bounds."
-    if key not in config_fields(): raise ValueError(f"Unknown config key '{key}'{closest_key(key)}. Keys: {', '.join(config_fields())}")
+    if key not in config_fields(): raise unknown_key(key)
     f = config_fields()[key]
     if not _type_ok(value, f.type): raise ValueError(f"{key} must be of type {f.type}, got {value!r}")
     m = f.metadata
@@ -218,15 +226,22 @@ def list_presets() -> dict:
         out[f.stem] = text.splitlines()[0].lstrip('# ').strip() if text else ''
     return out
 
+def _one_line(e:Exception) -> str:
+    "The message of `e` on one line, without Hydra's link to its grammar page or OmegaConf's key/type lines."
+    lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.startswith(('See https://hydra.cc', '    full_key:', '    object_type'))]
+    return '; '.join(lines)
+
 def parse_yaml(text:str, source) -> dict:
-    "The mapping of config keys in YAML `text`; malformed YAML raises `ValueError` naming `source`, the line and the column."
-    try: cfg = yaml.safe_load(text) or {}
+    "The mapping of config keys in YAML `text` (OmegaConf's YAML: `1e-3` is a float, a repeated key an error, `${key}` interpolations resolved); malformed YAML raises `ValueError` naming `source`, the line and the column."
+    try: cfg = OmegaConf.create(text)
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else f"{source}"
         raise ValueError(f"Malformed YAML in {where}: {getattr(e, 'problem', None) or e}") from None
-    if not isinstance(cfg, dict): raise ValueError(f"{source} must hold a mapping of config keys, got {type(cfg).__name__}")
-    return cfg
+    except AssertionError: cfg = None                                        # OmegaConf's answer to a bare scalar
+    if not isinstance(cfg, DictConfig): raise ValueError(f"{source} must hold a mapping of config keys, got {type(yaml.safe_load(text)).__name__}")
+    try: return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e: raise ValueError(f"{source}: {_one_line(e)}") from None
 
 def load_preset(name:str|Path) -> dict:
     "The config keys in preset `name` (a name from `list_presets()` or a path to a YAML file), each checked against `VAEConfig`."
@@ -248,43 +263,34 @@ def load_preset(name:str|Path) -> dict:
     return cfg
 
 # %% ../nbs/04a_config.ipynb #aa74a39c
-_FLOAT = re.compile(r'^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$')
+@functools.lru_cache(maxsize=None)
+def _overrides_parser() -> OverridesParser: return OverridesParser.create()
 
-def parse_value(text:str):
-    "A command-line value: YAML, with `1e-3`-style numbers as floats."
-    if _FLOAT.match(text.strip()): return float(text)
-    try: return yaml.safe_load(text)
-    except yaml.YAMLError as e: raise ValueError(f"Cannot parse value {text!r} as YAML: {getattr(e, 'problem', None) or e}") from None
+def check_key(key:str):
+    "Raise `ValueError` unless `key` (or, for a dotted key, its first part) is a field of `VAEConfig`, with the closest field and the list of keys."
+    if key.split('.')[0] not in config_fields(): raise unknown_key(key)
 
-def split_top_level(text:str, sep:str=',') -> list:
-    "Split `text` on `sep` outside brackets, braces and quotes."
-    parts, depth, quote, current = [], 0, None, ''
-    for ch in text:
-        if quote:
-            if ch == quote: quote = None
-        elif ch in '\'"': quote = ch
-        elif ch in '[{(': depth += 1
-        elif ch in ']})': depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(current); current = ''; continue
-        current += ch
-    return parts + [current]
+def parse_override(text:str, multirun:bool=False) -> tuple:
+    "One `key=value` in Hydra's override grammar → `(key, [values])`: one value, or with `multirun` every value of a sweep (`a,b`, `range(...)`, `choice(...)`); the key is checked against `VAEConfig`."
+    if '=' not in text and not text.startswith('~'): raise ValueError(f"Override {text!r} is not key=value")
+    try: [o] = _overrides_parser().parse_overrides([text])
+    except OverrideParseException as e:
+        raise ValueError(f"Cannot parse override {text!r}: {_one_line(e)} (quote a value with special characters: key='...')") from None
+    if o.is_delete(): raise ValueError(f"Override {text!r}: a key cannot be deleted; set it (key=null, or its default)")
+    check_key(o.key_or_group)
+    if not o.is_sweep_override(): return o.key_or_group, [o.value()]
+    if not multirun: raise ValueError(f"Override {text!r} has several values: add -m to sweep them (one run each), or quote a value that holds a comma (key='a,b')")
+    if o.is_interval_sweep(): raise ValueError(f"Override {text!r}: interval() needs a search, not a sweep; list the values or use range(start,stop,step)")
+    return o.key_or_group, list(o.sweep_iterator())
 
 def parse_overrides(args:list, multirun:bool=False) -> dict:
-    "`key=value` strings → {key: [values]} (one value each unless `multirun` splits a comma list); keys are checked against `VAEConfig`."
-    out = {}
-    for a in args:
-        if '=' not in a: raise ValueError(f"Override {a!r} is not key=value")
-        k, v = (s.strip() for s in a.split('=', 1))
-        if k.split('.')[0] not in config_fields(): raise ValueError(f"Unknown config key '{k}'{closest_key(k)}. Keys: {', '.join(config_fields())}")
-        out[k] = [parse_value(t) for t in (split_top_level(v) if multirun else [v])]
-    return out
+    "`key=value` strings → {key: [values]} (`parse_override` of each; a key given twice keeps its last value)."
+    return dict(parse_override(a, multirun) for a in args)
 
-def apply_override(cfg:dict, key:str, value) -> dict:
-    "A copy of `cfg` with `key` (or `key.sub` for a dict-valued key) set to `value`."
-    cfg = dict(cfg)
-    if '.' in key:
-        top, sub = key.split('.', 1)
-        cfg[top] = {**(cfg.get(top) or {}), sub: value}
-    else: cfg[key] = value
-    return cfg
+def merge_overrides(cfg:dict, values:dict) -> dict:
+    "A copy of the plain dict `cfg` with each `key: value` of `values` merged in as Hydra merges an override (`OmegaConf.update`; dotted keys set one entry), interpolations resolved: plain values again."
+    conf = OmegaConf.create(dict(cfg))
+    try:
+        for k, v in values.items(): OmegaConf.update(conf, k, v, merge=True)
+        return OmegaConf.to_container(conf, resolve=True)
+    except OmegaConfBaseException as e: raise ValueError(f"Cannot set {', '.join(values)}: {_one_line(e)}") from None

@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/evaluate.html.md"""
 
 # %% ../nbs/06_evaluate.ipynb #4087615c
 from __future__ import annotations
-import json, math, time, warnings
+import json, math, re, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +20,16 @@ with warnings.catch_warnings():
 
 from .models import VAE, VAELoss
 from .checkpoints import atomic_write, load_run
+from .config import as_plain
 from .data import show_image_grid
 
 # %% auto #0
-__all__ = ['COMPARE_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp', 'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds',
-           'test_dl', 'loss_parts', 'elbo_parts', 'subset_dl', 'iw_nll', 'latent_means', 'kl_groups', 'unit_activity',
-           'prior_variance', 'activity_threshold', 'count_active', 'active_units', 'recon_errors', 'latent_probe',
-           'evaluate', 'evaluate_run', 'write_table', 'compare', 'compare_figure', 'evaluate_command', 'run_folders',
-           'compare_command']
+__all__ = ['COMPARE_COLUMNS', 'SAME_EXPERIMENT', 'DESCRIBE_COLUMNS', 'METRIC_COLUMNS', 'FIGURE_METRICS', 'chunked_logsumexp',
+           'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds', 'test_dl', 'loss_parts', 'elbo_parts',
+           'subset_dl', 'iw_nll', 'latent_means', 'kl_groups', 'unit_activity', 'prior_variance', 'activity_threshold',
+           'count_active', 'active_units', 'recon_errors', 'latent_probe', 'evaluate', 'evaluate_run', 'write_table',
+           'seed_groups', 'has_repeats', 'group_seeds', 'seed_markdown', 'write_seed_table', 'compare',
+           'compare_figure', 'evaluate_command', 'run_folders', 'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -225,10 +227,11 @@ def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=
     return res
 
 def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dict:
-    "`evaluate` the model of run folder `folder` (via `load_run`), with its config, its `metrics.json` (training time, parameters) and, if there, the scores of its `disentanglement.json`."
+    "`evaluate` the model of run folder `folder` (via `load_run`), with its config (`config`, plain values), its `metrics.json` (training time, parameters) and, if there, the scores of its `disentanglement.json`."
     folder = Path(folder)
     model, dls, cfg = load_run(folder, which)
-    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, dataset=cfg.dataset, beta=cfg.beta, **evaluate(model, dls, k, **kwargs))
+    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, dataset=cfg.dataset, beta=cfg.beta, seed=cfg.seed,
+               config=as_plain(cfg), **evaluate(model, dls, k, **kwargs))
     m = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').exists() else {}
     res.update(train_seconds=m.get('train_seconds', float('nan')), epochs_run=m.get('epochs_run', float('nan')),
                n_params=m.get('n_params', total_params(model)[0]))
@@ -237,81 +240,158 @@ def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dic
     return res
 
 # %% ../nbs/06_evaluate.ipynb #a9cd1868
-COMPARE_COLUMNS = ['bottleneck', 'latent_dim', 'beta', 'elbo', 'recon', 'kl', 'nll', 'nll_se', 'nll_k', 'active_units', 'mse', 'bce',
+COMPARE_COLUMNS = ['bottleneck', 'latent_dim', 'beta', 'seed', 'elbo', 'recon', 'kl', 'nll', 'nll_se', 'nll_k', 'active_units', 'mse', 'bce',
                    'probe_acc', 'knn_acc', 'train_seconds', 'epochs_run', 'n_params']
 
 def _run_names(folders):
     names = [Path(f).name for f in folders]
     return [f"{Path(f).parent.name}/{n}" if names.count(n) > 1 else n for f, n in zip(folders, names)]
 
+def _base(out:str|Path) -> Path:
+    "The path of a table without its suffix: `out/comparison` for a folder, `out` less .csv/.md/.json for a file."
+    out = Path(out)
+    return out.with_suffix('') if out.suffix in ('.csv', '.md', '.json') else out/'comparison'
+
 def write_table(df:pd.DataFrame, out:str|Path) -> list:
     "Write `df` to `out`: a folder gets `comparison.csv` and `comparison.md`; a path ending .csv or .md gets both suffixes. Returns the paths."
-    out = Path(out)
-    base = out.with_suffix('') if out.suffix in ('.csv', '.md') else out/'comparison'
+    base = _base(out)
     base.parent.mkdir(parents=True, exist_ok=True)
     csv, md = base.with_suffix('.csv'), base.with_suffix('.md')
     atomic_write(csv, df.to_csv)
     atomic_write(md, lambda p: p.write_text(df.to_markdown(floatfmt='.3f') + '\n'))
     return [csv, md]
 
+# %% ../nbs/06_evaluate.ipynb #6f613d2a
+SAME_EXPERIMENT = ('seed', 'out', 'resume', 'quiet', 'progress', 'wandb', 'tensorboard', 'viz_every', 'checkpoint_every', 'device')
+DESCRIBE_COLUMNS = ('bottleneck', 'latent_dim', 'beta', 'n_params')
+METRIC_COLUMNS = [c for c in COMPARE_COLUMNS if c not in (*DESCRIBE_COLUMNS, 'seed', 'nll_k')]
+
+def _value_text(v) -> str: return v if isinstance(v, str) else json.dumps(v)
+
+def seed_groups(table:pd.DataFrame) -> dict:
+    "Group name → the runs of `table` (from `compare`) whose configs differ only in `SAME_EXPERIMENT` keys (the seed, the folder, logging, the device), in the table's order."
+    exp = {run: {k: v for k, v in r['config'].items() if k not in SAME_EXPERIMENT} for run, r in zip(table.index, table.attrs['results'])}
+    groups = {}
+    for run, cfg in exp.items(): groups.setdefault(json.dumps(cfg, sort_keys=True, default=str), []).append(run)
+    cfgs = [exp[runs[0]] for runs in groups.values()]
+    keys = list(dict.fromkeys(k for c in cfgs for k in c))
+    varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in cfgs}) > 1]
+    def name(c, runs):
+        if varying: return '-'.join(f"{k}={_value_text(c.get(k))}" for k in varying)
+        return re.sub(r'(^|-)seed=\d+', '', runs[0]).strip('-') or runs[0]
+    return {name(c, runs): runs for c, runs in zip(cfgs, groups.values())}
+
+def has_repeats(table:pd.DataFrame) -> bool:
+    "Whether some config of `table` (from `compare`, which keeps each run's config) was run more than once (with other seeds)."
+    if 'results' not in table.attrs: return False
+    return any(len(r) > 1 for r in seed_groups(table).values())
+
+def group_seeds(table:pd.DataFrame) -> pd.DataFrame:
+    "One row per group of `seed_groups(table)`: its describing columns, `n`, its seeds, and every metric's mean and sample standard deviation (`<metric>_mean`, `<metric>_sd`)."
+    groups, rows = seed_groups(table), []
+    for runs in groups.values():
+        t = table.loc[runs]
+        row = {c: t[c].iloc[0] for c in DESCRIBE_COLUMNS if c in t}
+        row.update(n=len(runs), seeds=' '.join(map(str, t['seed'])))
+        for m in METRIC_COLUMNS:
+            v = pd.to_numeric(t[m], errors='coerce').astype(float)
+            row[f'{m}_mean'], row[f'{m}_sd'] = v.mean(), v.std(ddof=1)
+        rows.append(row)
+    g = pd.DataFrame(rows, index=pd.Index(list(groups), name='group'))
+    g.attrs['runs'] = groups
+    return g
+
+def seed_markdown(g:pd.DataFrame, floatfmt:str='.3f') -> str:
+    "The table of `group_seeds` in Markdown: each metric as 'mean ± sd' (the mean alone for one run)."
+    def pm(m, s): return 'nan' if math.isnan(m) else f"{m:{floatfmt}}" + ('' if math.isnan(s) else f" ± {s:{floatfmt}}")
+    cols = {c: g[c] for c in (*DESCRIBE_COLUMNS, 'n', 'seeds') if c in g}
+    cols.update({m: [pm(a, b) for a, b in zip(g[f'{m}_mean'], g[f'{m}_sd'])] for m in METRIC_COLUMNS if f'{m}_mean' in g and g[f'{m}_mean'].notna().any()})
+    return pd.DataFrame(cols, index=g.index).to_markdown(floatfmt=floatfmt, colalign=['left'] * (len(cols) + 1))
+
+def write_seed_table(g:pd.DataFrame, out:str|Path) -> list:
+    "Write the table of `group_seeds` next to `compare`'s (`comparison_seeds.csv`, `.md` with 'mean ± sd', `.json` with `{group: {n, seeds, runs, <metric>: {mean, sd}}}`). Returns the paths."
+    base = _base(out)
+    base = base.with_name(base.name + '_seeds')
+    base.parent.mkdir(parents=True, exist_ok=True)
+    def nan_none(x): return None if isinstance(x, float) and math.isnan(x) else x
+    rec = {name: {**{c: nan_none(r[c].item() if hasattr(r[c], 'item') else r[c]) for c in (*DESCRIBE_COLUMNS, 'n', 'seeds') if c in r},
+                  'runs': g.attrs['runs'][name], **{m: {'mean': nan_none(float(r[f'{m}_mean'])), 'sd': nan_none(float(r[f'{m}_sd']))} for m in METRIC_COLUMNS}}
+           for name, r in g.iterrows()}
+    paths = [base.with_suffix(s) for s in ('.csv', '.md', '.json')]
+    atomic_write(paths[0], g.to_csv)
+    atomic_write(paths[1], lambda p: p.write_text(seed_markdown(g) + '\n'))
+    atomic_write(paths[2], lambda p: p.write_text(json.dumps(rec, indent=1)))
+    return paths
+
+# %% ../nbs/06_evaluate.ipynb #2816fb4c
 def compare(folders:list, k:int=100, out:str|Path|None=None, **kwargs) -> pd.DataFrame:
-    "Evaluate every run folder in `folders` (`evaluate_run`, `k` importance samples) into one table, one row per run; written to `out` (CSV and Markdown) if given."
+    "Evaluate every run folder in `folders` (`evaluate_run`, `k` importance samples) into one table, one row per run; written to `out` (CSV and Markdown) if given, with `write_seed_table` when runs repeat a config with other seeds."
     if not folders: raise ValueError("compare needs at least one run folder")
     rows = [evaluate_run(f, k=k, **kwargs) for f in folders]
     df = pd.DataFrame([{**{c: r.get(c) for c in COMPARE_COLUMNS}, **r.get('disentanglement', {})} for r in rows],   # the disentanglement scores of the runs that have them
                       index=pd.Index(_run_names(folders), name='run'))
-    df.attrs['results'] = rows                 # everything `evaluate_run` returned, lists included (not written)
-    if out is not None: write_table(df, out)
+    df.attrs['results'] = rows                 # everything `evaluate_run` returned, lists and configs included (not written)
+    if out is not None:
+        write_table(df, out)
+        if has_repeats(df): write_seed_table(group_seeds(df), out)
     return df
 
-# %% ../nbs/06_evaluate.ipynb #6f613d2a
+# %% ../nbs/06_evaluate.ipynb #8a022eff
 FIGURE_METRICS = ('elbo', 'nll', 'kl', 'active_units', 'probe_acc', 'knn_acc')
 
 def compare_figure(folders:list, table:pd.DataFrame|None=None, n:int=8, metrics=FIGURE_METRICS, k:int=100):
-    "Test images and each run's reconstructions of them in columns (the first run's test set), then one bar chart per metric of `table` (computed by `compare` if None)."
-    names = _run_names(folders)
+    "Test images and each run's reconstructions of them in columns (the first run's test set), then one bar chart per metric of `table` (computed by `compare` if None). Runs repeated with other seeds (`group_seeds`) are one column (the first seed's model) and one bar each: the mean, with ± one standard deviation."
     if table is None: table = compare(folders, k=k)
+    by_name = dict(zip(_run_names(folders), folders))
+    if has_repeats(table):
+        g = group_seeds(table)
+        shown = [(f"{name} (n={r})", by_name[runs[0]]) for (name, runs), r in zip(g.attrs['runs'].items(), g['n'])]
+        bars = {m: (g[f'{m}_mean'], g[f'{m}_sd'].fillna(0.)) for m in metrics if f'{m}_mean' in g}
+    else:
+        shown = list(by_name.items())
+        bars = {m: (table[m].astype(float), None) for m in metrics if m in table}
+    folders = [f for _, f in shown]
     m0, dls0, _ = load_run(folders[0])
     x, y = test_dl(dls0).one_batch()
     x, y = x[:n], y[:n]
     lo0, hi0 = test_dl(dls0).dataset.data_range
     cols = [('test images', (x - lo0) / (hi0 - lo0))]
-    for f, name in zip(folders, names):
+    for name, f in shown:
         model, dls, _ = (m0, dls0, None) if f == folders[0] else load_run(f)
         lo, hi = test_dl(dls).dataset.data_range
         if test_dl(dls).dataset.shape != tuple(x.shape[1:]): raise ValueError(f"{name}: images of shape {test_dl(dls).dataset.shape}, not {tuple(x.shape[1:])}")
         r = model.reconstruct(lo + (x - lo0) / (hi0 - lo0) * (hi - lo), y if model.n_classes else None)
         cols.append((name, (r - lo) / (hi - lo)))
-    metrics = [m for m in metrics if m in table and table[m].notna().any()]
+    bars = {m: v for m, v in bars.items() if v[0].notna().any()}
     nc = len(cols)
-    fig = plt.figure(figsize=(max(1.2 * nc, 2.2 * len(metrics)), 0.95 * n + 2.6))
+    fig = plt.figure(figsize=(max(1.2 * nc, 2.2 * len(bars)), 0.95 * n + 2.6))
     top = fig.add_gridspec(1, nc, bottom=2.4 / (0.95 * n + 2.6), top=0.95, wspace=0.05)
     for j, (name, imgs) in enumerate(cols):
         ax = fig.add_subplot(top[0, j])
         show_image_grid(imgs.cpu(), nrow=1, ax=ax)
         ax.set_title(name, fontsize=8)
-    bot = fig.add_gridspec(1, len(metrics), bottom=0.04, top=1.7 / (0.95 * n + 2.6), wspace=0.45)
-    colors = plt.cm.tab10(np.arange(len(table)) % 10)
-    for j, mname in enumerate(metrics):
+    bot = fig.add_gridspec(1, len(bars), bottom=0.04, top=1.7 / (0.95 * n + 2.6), wspace=0.45)
+    colors = plt.cm.tab10(np.arange(len(shown)) % 10)
+    for j, (mname, (vals, err)) in enumerate(bars.items()):
         ax = fig.add_subplot(bot[0, j])
-        vals = table[mname].astype(float)
-        bars = ax.bar(range(len(table)), vals, color=colors)
-        ax.bar_label(bars, fmt='%.4g', fontsize=6)
-        lo, hi = vals.min(), vals.max()
+        e = np.zeros(len(vals)) if err is None else err.to_numpy(float)
+        b = ax.bar(range(len(vals)), vals, color=colors, yerr=None if err is None else e, capsize=3, error_kw=dict(lw=0.8))
+        ax.bar_label(b, fmt='%.4g', fontsize=6)
+        lo, hi = np.nanmin(vals - e), np.nanmax(vals + e)
         pad = max(hi - lo, 1e-3 * max(1., abs(hi))) * 0.25                  # a close race stays visible: the axis spans the values, not 0..max
         ax.set_ylim(lo - pad, hi + pad)
-        ax.set_title(mname, fontsize=8); ax.tick_params(labelsize=6)
-        ax.set_xticks(range(len(table)), [str(i) for i in range(1, len(table) + 1)])
-    fig.text(0.01, 0.005, '  '.join(f'{i}: {nm}' for i, nm in enumerate(table.index, 1)), fontsize=7)
+        ax.set_title(mname if err is None else f'{mname} (mean ± sd)', fontsize=8); ax.tick_params(labelsize=6)
+        ax.set_xticks(range(len(vals)), [str(i) for i in range(1, len(vals) + 1)])
+    fig.text(0.01, 0.005, '  '.join(f'{i}: {nm}' for i, (nm, _) in enumerate(shown, 1)), fontsize=7)
     return fig
 
-# %% ../nbs/06_evaluate.ipynb #4940bef3
+# %% ../nbs/06_evaluate.ipynb #7d6e0696
 def evaluate_command(run:str|Path, k:int=1000, out:str|Path|None=None, iw_n:int|None=1000, which:str='best') -> dict:
     "What `vae-nb evaluate RUN` does: `evaluate_run` (checkpoint `which`; NLL on `iw_n` test images, None: all), print the scalars, write `evaluation.json` into the run folder (or `out`)."
     res = evaluate_run(run, k=k, which=which, iw_n=iw_n)
     path = Path(out) if out else Path(run)/'evaluation.json'
     atomic_write(path, lambda p: p.write_text(json.dumps(res, indent=1)))
-    print(json.dumps({k_: v for k_, v in res.items() if not isinstance(v, list)}, indent=1))
+    print(json.dumps({k_: v for k_, v in res.items() if not isinstance(v, (list, dict))}, indent=1))
     return res
 
 def run_folders(paths:list) -> list:
@@ -324,10 +404,11 @@ def run_folders(paths:list) -> list:
     return keep
 
 def compare_command(runs:list, out:str|Path='comparison', k:int=100, iw_n:int|None=1000) -> pd.DataFrame:
-    "What `vae-nb compare RUN [RUN ...]` does: `compare` of the run folders among `runs` (NLL on `iw_n` test images, None: all) into `out/comparison.{csv,md}`, `compare_figure` into `out/comparison.png`, print the table."
+    "What `vae-nb compare RUN [RUN ...]` does: `compare` of the run folders among `runs` (NLL on `iw_n` test images, None: all) into `out/comparison.{csv,md}` (and `comparison_seeds.*` for repeated seeds), `compare_figure` into `out/comparison.png`, print the tables."
     out, runs = Path(out), run_folders(list(runs))
     table = compare(list(runs), k=k, out=out, iw_n=iw_n)
     fig = compare_figure(list(runs), table)
     atomic_write(out/'comparison.png', lambda p: fig.savefig(p, dpi=80)); plt.close(fig)
     print(table.to_markdown(floatfmt='.3f'))
+    if has_repeats(table): print(seed_markdown(group_seeds(table)))
     return table
