@@ -51,6 +51,11 @@ BAD = [
     (['lattent_dim=3'], "Unknown config key 'lattent_dim' (did you mean latent_dim?). Keys: bottleneck, "),
     (['kl_anneal=cosine'], "Unknown kl_anneal 'cosine'. Allowed"),
     (['device=tpu'], "Unknown device 'tpu'. Allowed: auto"),
+    (['objective=elbow'], "Unknown objective 'elbow'. Allowed: beta_tc, elbo, factor"),
+    (['tc_beta=4'], "tc_beta=4 applies to objective beta_tc, not elbo: set objective=beta_tc"),
+    (['objective=beta_tc', 'bottleneck=dirichlet', 'latent_dim=3'], "objective beta_tc needs a posterior and a prior that factorise"),
+    (['objective=beta_tc', 'tc_estimator=iw'], "Unknown tc_estimator 'iw'. Allowed: mss, mws"),
+    (['objective=factor', 'factor_gamma=-1'], "factor_gamma must be >= 0.0, got -1"),
 ]
 
 @pytest.mark.parametrize('overrides,message', BAD)
@@ -168,6 +173,16 @@ def test_train_writes_a_run_folder_and_never_overwrites(tmp_path):
     code, _, err = vae_nb('train', *args, cwd=tmp_path)
     assert code == 0, err
     assert (tmp_path/'run-2'/'metrics.json').exists() and (run/'metrics.json').read_text() == json.dumps(m, indent=1)
+
+@pytest.mark.parametrize('objective,columns', [(['objective=beta_tc', 'tc_beta=6'], ['mi', 'tc', 'dim_kl']),
+                                               (['objective=factor'], ['tc', 'disc_acc'])])
+def test_train_with_a_total_correlation_objective(objective, columns, tmp_path):
+    code, out, err = vae_nb('train', 'quick', *objective, 'max_train=2000', 'epochs=2', 'quiet=true', f'out={tmp_path}/t', cwd=tmp_path)
+    assert code == 0, err
+    header = (tmp_path/'t'/'history.csv').read_text().splitlines()[0].split(',')
+    assert all(f'{s}_{c}' in header for s in ('train', 'valid') for c in columns), header
+    test = json.loads((tmp_path/'t'/'metrics.json').read_text())['test']
+    assert all(c in test for c in columns) and -550 < test['elbo'] < -100, test
 
 def test_resume_continues_and_mismatch_is_refused(tmp_path):
     base = ['quick', 'max_train=1500', 'valid_pct=0.05', 'quiet=true']

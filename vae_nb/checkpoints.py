@@ -24,8 +24,9 @@ from .data import abandoned, temp_path
 from .config import VAEConfig, as_plain, check_config, dls_from_config, model_from_config, model_keys, parse_yaml
 
 # %% auto #0
-__all__ = ['atomic_write', 'clean_abandoned', 'open_run_folder', 'rng_state', 'set_rng_state', 'Checkpoints', 'RunEpochs',
-           'RunHistory', 'load_checkpoint', 'check_resumable', 'restore_weights', 'restore', 'load_run']
+__all__ = ['atomic_write', 'clean_abandoned', 'open_run_folder', 'rng_state', 'set_rng_state', 'callback_states', 'Checkpoints',
+           'RunEpochs', 'RunHistory', 'load_checkpoint', 'check_resumable', 'restore_weights', 'restore',
+           'restore_callback_states', 'load_run']
 
 # %% ../nbs/04c_checkpoints.ipynb #d775f236
 def atomic_write(path:str|Path, write:Callable[[Path], object]) -> Path:
@@ -86,6 +87,10 @@ def _python_numbers(o):
     if isinstance(o, (list, tuple)): return type(o)(_python_numbers(v) for v in o)
     return o.item() if isinstance(o, np.generic) else o
 
+def callback_states(learn:Learner) -> dict:
+    "Callback name → state, for each callback of `learn` that keeps state of its own (a method `checkpoint_state()`, with `restore_state(state)` to put it back): a discriminator's weights and optimiser, say."
+    return {cb.name: cb.checkpoint_state() for cb in learn.cbs if hasattr(type(cb), 'checkpoint_state')}
+
 class Checkpoints(EpochEndCallback):
     "Save `last.pt` every epoch, `epoch_XXX.pt` every `every` epochs, and `best.pt` when the validation ELBO improves."
     order = 70          # after the Recorder has logged the epoch
@@ -98,7 +103,8 @@ class Checkpoints(EpochEndCallback):
         average = getattr(self.learn, 'weight_average', None)     # with weight averaging: 'model' is the average, 'train_model' what the optimiser moves
         weights = dict(model=average.average.module.state_dict(), train_model=self.learn.model.state_dict()) if average else dict(model=self.learn.model.state_dict())
         return dict(**weights, opt=_python_numbers(self.learn.opt.state_dict()), epoch=global_epoch(self.learn) + 1, best=self.best,
-                    rng=rng_state(self.dls), config=self.config, history=[list(map(float, v)) for v in self.recorder.values])
+                    rng=rng_state(self.dls), config=self.config, history=[list(map(float, v)) for v in self.recorder.values],
+                    callbacks=_python_numbers(callback_states(self.learn)))
     def after_train_epoch(self):
         elbo = self.recorder.values[-1][self.recorder.metric_names[1:].index('valid_elbo')]
         improved = elbo > self.best
@@ -157,7 +163,7 @@ def restore_weights(model:nn.Module, state:dict):
     model.load_state_dict(state['model'])
 
 def restore(learn:Learner, state:dict):
-    "Put checkpoint `state` (from `load_checkpoint`) into `learn`: weights (and their running average), optimiser state, epoch count and every random state."
+    "Put checkpoint `state` (from `load_checkpoint`) into `learn`: weights (and their running average), optimiser state, epoch count, every random state and each callback's own state."
     averaged = 'train_model' in state
     restore_weights(learn.model, {'model': state['train_model']} if averaged else state)
     learn.resumed_average = state['model'] if averaged else None
@@ -165,8 +171,16 @@ def restore(learn:Learner, state:dict):
     learn.opt.load_state_dict(state['opt'])
     set_rng_state(state['rng'], learn.dls)
     learn.epoch_offset = state['epoch']
+    restore_callback_states(learn, state.get('callbacks', {}))
     for cb in learn.cbs:
         if isinstance(cb, Checkpoints): cb.best = state.get('best', -float('inf'))
+
+def restore_callback_states(learn:Learner, states:dict):
+    "Give each callback of `learn` that keeps state its entry of `states` (from `callback_states`); `ValueError` when one has none there (the checkpoint was written without it)."
+    for cb in learn.cbs:
+        if not hasattr(type(cb), 'restore_state'): continue
+        if cb.name not in states: raise ValueError(f"The checkpoint holds no state for the callback {cb.name}: it was written by a run without it. Resume with the same settings as the run that wrote it.")
+        cb.restore_state(states[cb.name])
 
 # %% ../nbs/04c_checkpoints.ipynb #bba40164
 def load_run(folder:str|Path, which:str='best', device='cpu'):

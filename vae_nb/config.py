@@ -23,13 +23,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .data import DATASETS, check_classes, get_dls
 from .elbo import LIKELIHOODS, get_likelihood
-from .models import ARCHS, VAE, build_vae, bottleneck_class, bottleneck_names, get_bottleneck
+from .models import ARCHS, VAE, Objective, build_vae, bottleneck_class, bottleneck_names, get_bottleneck, objective_class, objective_names
 
 # %% auto #0
 __all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'unknown_key',
-           'closest_key', 'check_value', 'check_config', 'family_kwargs', 'as_plain', 'dls_from_config', 'first_batch',
-           'check_data', 'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'check_key',
-           'parse_override', 'parse_overrides', 'merge_overrides']
+           'closest_key', 'check_value', 'check_config', 'family_kwargs', 'objective_kwargs', 'objective_from_config',
+           'as_plain', 'dls_from_config', 'first_batch', 'check_data', 'model_from_config', 'presets_dir',
+           'list_presets', 'parse_yaml', 'load_preset', 'check_key', 'parse_override', 'parse_overrides',
+           'merge_overrides']
 
 # %% ../nbs/04a_config.ipynb #a7c39387
 def opt(default, doc:str, choices=None, low=None, high=None, model:bool=False):
@@ -70,6 +71,15 @@ class VAEConfig:
     free_bits:float = opt(0., "free bits: nats per KL group below which the KL is not penalised", low=0.)
     capacity:float|None = opt(None, "capacity target C_max in nats (Burgess et al.): the loss pays capacity_gamma·|KL − C|; None: off", low=0.)
     capacity_gamma:float = opt(10., "weight γ of the capacity penalty: above the target it acts as β = γ, so the KL settles at C when a β-VAE with β = γ has a rate below C (raise it for small targets)", low=0.)
+    objective:str = opt('elbo', "what training minimises (`objective_names()`): elbo (the β-weighted ELBO), beta_tc (β-TCVAE), factor (FactorVAE); chapter 05l", choices=objective_names)
+    tc_alpha:float = opt(1., "β-TCVAE: weight α of the index-code mutual information", low=0.)
+    tc_beta:float = opt(6., "β-TCVAE: weight β of the total correlation", low=0.)
+    tc_gamma:float = opt(1., "β-TCVAE: weight γ of the dimension-wise KL", low=0.)
+    tc_estimator:str = opt('mss', "β-TCVAE: minibatch estimator of q(z): mss (stratified sampling) or mws (weighted sampling)", choices=['mss', 'mws'])
+    factor_gamma:float = opt(10., "FactorVAE: weight γ of the discriminator's total-correlation estimate", low=0.)
+    disc_layers:int = opt(3, "FactorVAE: hidden layers of the discriminator MLP (the paper's: 5, six linear layers in all; 3 × 128 costs a CPU step about 1.3x the ELBO's)", low=1)
+    disc_width:int = opt(128, "FactorVAE: units per hidden layer of the discriminator (the paper's: 1000)", low=1)
+    disc_lr:float = opt(1e-4, "FactorVAE: learning rate of the discriminator's own Adam (betas 0.5, 0.9)", low=0.)
     # the optimisation
     epochs:int = opt(10, "number of epochs (a resumed run: the total, counting the epochs already done)", low=1)
     bs:int = opt(128, "batch size", low=1)
@@ -153,7 +163,8 @@ def check_config(config:VAEConfig|dict|None=None, **overrides) -> VAEConfig:
     if str(c.precision) not in PRECISIONS: raise ValueError(f"Unknown precision {c.precision!r}. Allowed: {', '.join(PRECISIONS)}")
     c.precision = str(c.precision)        # `precision=32` on the command line is YAML's integer 32
     if c.ema == 1. or c.ema == 0.: raise ValueError(f"ema must be None or a decay in (0, 1) such as 0.999, got {c.ema!r}")
-    get_bottleneck(c.bottleneck, c.latent_dim, **family_kwargs(c))     # the family checks its own latent size and prior
+    bottleneck = get_bottleneck(c.bottleneck, c.latent_dim, **family_kwargs(c))     # the family checks its own latent size and prior
+    objective_from_config(c).check(bottleneck)                                        # the objective its weights, and that it applies to the family
     if c.classes is not None and len(c.classes) < 1: raise ValueError(f"classes must be a non-empty list of class indices or names, got {c.classes!r}")
     check_classes(c.dataset, c.classes, **c.dataset_kwargs)
     return c
@@ -171,6 +182,29 @@ def family_kwargs(c:VAEConfig) -> dict:
             raise ValueError(f"bottleneck_kwargs: {c.bottleneck} takes no argument '{k}'{f' (did you mean {near[0]}?)' if near else ''}. "
                              f"Its arguments: {', '.join(allowed) or 'none'}")
     return ({'prior': c.prior} if c.prior is not None else {}) | kw
+
+def _objective_keys(cls:type) -> list:
+    "The config keys objective class `cls` reads: its constructor's keywords."
+    keys = [k for k in inspect.signature(cls).parameters if k != 'self']
+    bad = [k for k in keys if k not in config_fields()]
+    if bad: raise ValueError(f"objective {cls.__name__} takes {', '.join(bad)}, which {'is not a config key' if len(bad) == 1 else 'are not config keys'}")
+    return keys
+
+def objective_kwargs(c:VAEConfig) -> dict:
+    "The keys of `c` that its objective's constructor takes; `ValueError` for a key that only other objectives read, set away from its default."
+    own = _objective_keys(objective_class(c.objective))
+    readers = {}
+    for name in objective_names():
+        for k in _objective_keys(objective_class(name)): readers.setdefault(k, []).append(name)
+    for k, names in readers.items():
+        if k not in own and getattr(c, k) != _default(config_fields()[k]):
+            raise ValueError(f"{k}={getattr(c, k)!r} applies to objective{'s' if len(names) > 1 else ''} {', '.join(names)}, not {c.objective}: "
+                             f"set objective={names[0]}, or leave {k} at its default")
+    return {k: getattr(c, k) for k in own}
+
+def objective_from_config(c:VAEConfig) -> Objective:
+    "The `Objective` config `c` names, built from its keys."
+    return objective_class(c.objective)(**objective_kwargs(c))
 
 def as_plain(c:VAEConfig) -> dict:
     "The config as plain YAML/JSON values (paths as strings, tuples as lists)."

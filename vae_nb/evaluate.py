@@ -92,13 +92,13 @@ def test_dl(dls):
 
 @torch.no_grad()
 def loss_parts(model:VAE, dl, loss_func:VAELoss|None=None) -> dict:
-    "Loss, reconstruction, KL and ELBO per example (nats), averaged over every example of `dl`."
+    "Loss, reconstruction, KL and ELBO per example (nats), and any other part the loss logs, averaged over every example of `dl`."
     loss_func = loss_func or VAELoss()
     model.eval()
     totals, n = dict(loss=0., recon=0., kl=0., elbo=0.), 0
     for xb, yb in dl:
         loss = loss_func(model(xb, yb))
-        for k, v in dict(loss=loss, **loss_func.parts).items(): totals[k] += float(v) * len(xb)
+        for k, v in dict(loss=loss, **loss_func.parts).items(): totals[k] = totals.get(k, 0.) + float(v) * len(xb)
         n += len(xb)
     return {k: v / n for k, v in totals.items()}
 

@@ -17,10 +17,10 @@ from torch.distributions import Distribution, Independent, Normal, constraints, 
 from .elbo import Likelihood, get_likelihood
 
 # %% auto #0
-__all__ = ['BOTTLENECKS', 'ARCHS', 'NoPriorError', 'Bottleneck', 'GaussianBottleneck', 'register_bottleneck',
+__all__ = ['BOTTLENECKS', 'OBJECTIVES', 'ARCHS', 'NoPriorError', 'Bottleneck', 'GaussianBottleneck', 'register_bottleneck',
            'import_package_families', 'bottleneck_names', 'bottleneck_class', 'get_bottleneck', 'MLPEncoder',
            'MLPDecoder', 'ConvEncoder', 'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE', 'build_vae',
-           'VAELoss']
+           'VAELoss', 'Objective', 'register_objective', 'objective_names', 'objective_class']
 
 # %% ../nbs/03_models.ipynb #09fedb3f
 class NoPriorError(ValueError):
@@ -110,6 +110,7 @@ class GaussianBottleneck(Bottleneck):
 
 # %% ../nbs/03_models.ipynb #0d275ed2
 BOTTLENECKS = {}     # name -> Bottleneck class, filled by `register_bottleneck`
+OBJECTIVES = {}      # name -> Objective class, filled by `register_objective` (the objectives, below)
 
 def register_bottleneck(name:str):
     "Class decorator: make a `Bottleneck` subclass available as `name`."
@@ -119,12 +120,12 @@ def register_bottleneck(name:str):
     return _reg
 
 def import_package_families():
-    "Import every module of `vae_nb` once, so that each family the package holds has registered itself; a name registered before (your own class, a notebook's) keeps its class."
+    "Import every module of `vae_nb` once, so that each family (and each objective) the package holds has registered itself; a name registered before (your own class, a notebook's) keeps its class."
     import vae_nb
-    earlier = dict(BOTTLENECKS)
+    earlier = dict(BOTTLENECKS), dict(OBJECTIVES)
     for m in pkgutil.iter_modules(vae_nb.__path__):
         if not m.name.startswith('_'): importlib.import_module(f'vae_nb.{m.name}')
-    BOTTLENECKS.update(earlier)
+    BOTTLENECKS.update(earlier[0]); OBJECTIVES.update(earlier[1])
 
 def bottleneck_names() -> list:
     "Every registered bottleneck name (the package's own families and any registered since), sorted."
@@ -366,3 +367,46 @@ class VAELoss:
         loss = recon + self.kl_term(pred.kl)
         self.parts = dict(recon=recon.detach(), kl=kl.detach(), elbo=-(recon + kl).detach())
         return loss
+
+# %% ../nbs/03_models.ipynb #5c35147a
+class Objective:
+    "What training minimises: a loss for a `VAE`, the metrics that log the loss's own parts, and the callbacks it needs; its constructor's keywords are `VAEConfig` keys. This one, `elbo`: the (β-weighted) ELBO of `VAELoss`."
+    def __init__(self, beta:float=1., free_bits:float=0., capacity:float|None=None):
+        VAELoss(beta, free_bits, capacity)          # the loss checks the values now
+        self.beta, self.free_bits, self.capacity = beta, free_bits, capacity
+
+    def check(self, bottleneck:Bottleneck):
+        "Raise `ValueError` if this objective cannot train `bottleneck`'s family (the ELBO trains every family)."
+
+    def loss(self, model:nn.Module) -> VAELoss:
+        "The loss that trains `model` (checked with `check`; anything the loss holds is built on the model's device)."
+        if hasattr(model, 'bottleneck'): self.check(model.bottleneck)
+        return VAELoss(self.beta, self.free_bits, self.capacity)
+
+    def metrics(self, loss:VAELoss) -> list:
+        "fastai metrics of `loss`'s own parts (history columns besides reconstruction, KL and ELBO); none for the ELBO."
+        return []
+
+    def callbacks(self, loss:VAELoss) -> list:
+        "The fastai callbacks that training with `loss` needs; none for the ELBO."
+        return []
+
+def register_objective(name:str):
+    "Class decorator: make an `Objective` subclass available as `name` (the config's `objective`)."
+    def _reg(cls):
+        OBJECTIVES[name] = cls
+        return cls
+    return _reg
+
+def objective_names() -> list:
+    "Every registered objective name (the package's own and any registered since), sorted."
+    import_package_families()
+    return sorted(OBJECTIVES)
+
+def objective_class(name:str) -> type:
+    "The `Objective` class registered as `name`."
+    if name not in OBJECTIVES: import_package_families()
+    if name not in OBJECTIVES: raise ValueError(f"Unknown objective '{name}'. Allowed: {', '.join(objective_names())}")
+    return OBJECTIVES[name]
+
+_ = register_objective('elbo')(Objective)

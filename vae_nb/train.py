@@ -27,7 +27,8 @@ with warnings.catch_warnings():
 from fastcore.imports import in_notebook
 
 from .models import VAELoss
-from .config import VAEConfig, check_config, check_data, config_fields, config_table, dls_from_config, model_from_config, as_plain, _default
+from .config import (VAEConfig, check_config, check_data, config_fields, config_table, dls_from_config, model_from_config, objective_from_config,
+                           as_plain, _default)
 from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedule, WeightAverage, TableLogger, RunProgress, Interrupted,
                               lean, stop_on_signals, vae_metrics)
 from .checkpoints import Checkpoints, RunEpochs, RunHistory, atomic_write, load_checkpoint, check_resumable, open_run_folder, restore
@@ -118,10 +119,11 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     if model is None:
         model = model_from_config(c, dls, shape)
         if c.init_bias and state is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
-    loss = VAELoss(c.beta, c.free_bits, c.capacity)
-    learn = VAELearner(dls, model.to(device), loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,
-                       metrics=vae_metrics(loss), default_cbs=False,
-                       cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out, model) + list(cbs or []))
+    objective = objective_from_config(c)                        # what training minimises: its loss, metrics and callbacks
+    loss = objective.loss(model.to(device))
+    learn = VAELearner(dls, model, loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,
+                       metrics=vae_metrics(loss) + objective.metrics(loss), default_cbs=False,
+                       cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out, model) + objective.callbacks(loss) + list(cbs or []))
     learn.recorder.train_metrics = True
     learn.config = as_plain(c)
     if c.wandb: _start_wandb(learn, out)
