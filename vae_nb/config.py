@@ -22,8 +22,8 @@ from .models import ARCHS, VAE, build_vae, bottleneck_class, bottleneck_names, g
 # %% auto #0
 __all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'closest_key',
            'check_value', 'check_config', 'family_kwargs', 'as_plain', 'dls_from_config', 'check_data',
-           'model_from_config', 'presets_dir', 'list_presets', 'parse_yaml', 'load_preset', 'parse_value',
-           'split_top_level', 'parse_overrides', 'apply_override']
+           'model_from_config', 'presets_dir', 'list_presets', 'ConfigLoader', 'parse_yaml', 'load_preset',
+           'parse_value', 'split_top_level', 'parse_overrides', 'apply_override']
 
 # %% ../nbs/04a_config.ipynb #a7c39387
 def opt(default, doc:str, choices=None, low=None, high=None, model:bool=False):
@@ -211,9 +211,15 @@ def list_presets() -> dict:
         out[f.stem] = text.splitlines()[0].lstrip('# ').strip() if text else ''
     return out
 
+_YAML_FLOAT = re.compile(r'^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$')
+
+class ConfigLoader(yaml.SafeLoader):
+    "PyYAML's safe loader (YAML 1.1), which also reads numbers such as `1e-3` or `3e-5` (no dot) as floats, as YAML 1.2 does, at any depth (`{anneal_rate: 3e-5}`)."
+ConfigLoader.add_implicit_resolver('tag:yaml.org,2002:float', _YAML_FLOAT, list('-+0123456789.'))
+
 def parse_yaml(text:str, source) -> dict:
     "The mapping of config keys in YAML `text`; malformed YAML raises `ValueError` naming `source`, the line and the column."
-    try: cfg = yaml.safe_load(text) or {}
+    try: cfg = yaml.load(text, Loader=ConfigLoader) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else f"{source}"
@@ -241,12 +247,9 @@ def load_preset(name:str|Path) -> dict:
     return cfg
 
 # %% ../nbs/04a_config.ipynb #aa74a39c
-_FLOAT = re.compile(r'^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)$')
-
 def parse_value(text:str):
     "A command-line value: YAML, with `1e-3`-style numbers as floats."
-    if _FLOAT.match(text.strip()): return float(text)
-    try: return yaml.safe_load(text)
+    try: return yaml.load(text, Loader=ConfigLoader)
     except yaml.YAMLError as e: raise ValueError(f"Cannot parse value {text!r} as YAML: {getattr(e, 'problem', None) or e}") from None
 
 def split_top_level(text:str, sep:str=',') -> list:
