@@ -37,7 +37,7 @@ def test_every_preset_is_a_valid_config(preset, empty_data, capsys):
     assert cfg['bottleneck'] and cfg['epochs'] >= 1
 
 BAD = [
-    (['bottleneck=vq'], "Unknown bottleneck 'vq'. Allowed: ae, cc, correlated, dirichlet, gaussian"),
+    (['bottleneck=vq'], "Unknown bottleneck 'vq'. Allowed: ae, cc, concrete, correlated, dirichlet, gaussian, logistic_normal"),
     (['dataset=imagenet'], "Unknown dataset 'imagenet'. Allowed: cifar10"),
     (['arch=resnet'], "Unknown arch 'resnet'. Allowed: mlp400"),
     (['likelihood=poisson'], "Unknown likelihood 'poisson'"),

@@ -136,11 +136,11 @@ def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:
 # %% ../nbs/06_evaluate.ipynb #2469616d
 @torch.no_grad()
 def latent_means(model:VAE, dl, max_n:int=2000):
-    "Posterior means and labels of the first `max_n` examples of `dl`."
+    "Posterior means (each posterior's `center`) and labels of the first `max_n` examples of `dl`."
     model.eval()
     zs, ys, n = [], [], 0
     for xb, yb in dl:
-        zs.append(model.encode(xb, yb).mean.cpu()); ys.append(yb.cpu()); n += len(xb)
+        zs.append(model.bottleneck.center(model.encode(xb, yb)).cpu()); ys.append(yb.cpu()); n += len(xb)
         if n >= max_n: break
     return torch.cat(zs)[:max_n], torch.cat(ys)[:max_n]
 
@@ -160,9 +160,13 @@ def unit_activity(model:VAE, dl, max_n:int|None=None) -> torch.Tensor:
     return z.double().var(0).float()
 
 def prior_variance(model:VAE) -> torch.Tensor|None:
-    "$\\mathrm{Var}_{p(z)}[z_u]$ of every latent unit `(D,)`, or None for a family without a prior."
+    "$\\mathrm{Var}_{p(z)}[z_u]$ of every latent unit `(D,)` (a fixed draw of 20 000 prior samples where the prior has no closed-form variance), or None for a family without a prior."
     if not model.bottleneck.has_prior: return None
-    return model.bottleneck.prior().variance.detach().float().cpu()
+    try: return model.bottleneck.prior().variance.detach().float().cpu()
+    except NotImplementedError: pass
+    with torch.random.fork_rng(devices=[]):              # a fixed draw: the same variance every call, the caller's RNG untouched
+        torch.manual_seed(0)
+        return model.bottleneck.sample_prior(20_000).double().var(0).float().cpu()
 
 def activity_threshold(prior_var:torch.Tensor|None, threshold:float=0.01):
     "The activity above which a unit counts as active: `threshold` × its prior variance (`threshold` itself without a prior)."

@@ -100,7 +100,7 @@ class LatentExplorer(widgets.VBox):
             self.cls = widgets.Dropdown(options=[(str(v), i) for i, v in enumerate(self.vocab[:model.n_classes])], value=0, description='class')
         codes = None
         if not bn.has_prior and self.x is not None: codes = self._encode(self.x[:max_codes], self.y[:max_codes])
-        init = codes.median(0).values if codes is not None else bn.prior().mean.detach().cpu()
+        init = codes.median(0).values if codes is not None else bn.center(bn.prior()).detach().cpu()
         self._quiet = False
         self.sliders = self._make_sliders(*latent_ranges(model, codes, q), init)
         self.lo, self.hi = (torch.tensor([getattr(s, a) for s in self.sliders]) for a in ('min', 'max'))
@@ -188,7 +188,7 @@ class LatentExplorer(widgets.VBox):
                 self._captioned('the decoded path from a (t = 0, its reconstruction) to b (t = 1)', self.path_image)]
 
     def _encode(self, x, y):
-        with torch.no_grad(): return torch.cat([self.vae.encode(x[i:i + 500].to(self.device), None if not self.vae.n_classes else y[i:i + 500].to(self.device)).mean.cpu()
+        with torch.no_grad(): return torch.cat([self.vae.bottleneck.center(self.vae.encode(x[i:i + 500].to(self.device), None if not self.vae.n_classes else y[i:i + 500].to(self.device))).cpu()
                                                 for i in range(0, len(x), 500)])
 
     def _label(self, n:int=1):

@@ -81,6 +81,10 @@ class Bottleneck(nn.Module):
         "Size of `code(z)`."
         return self.latent_dim
 
+    def center(self, q:Distribution) -> torch.Tensor:
+        "The latent point that stands for distribution `q` (a posterior or the prior) where one point is needed: reconstructions, latent means, interpolations and traversals start there. `q.mean` unless a family's distribution has no closed-form mean."
+        return q.mean
+
     def callbacks(self) -> list:
         "The fastai callbacks this family needs while it trains (a temperature schedule, say): `fit_vae` adds them; none by default."
         return []
@@ -317,8 +321,8 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x, y=None) -> torch.Tensor:
-        "Images decoded from the posterior mean, in the data range."
-        return self.likelihood.mean(self.decode(self.encode(x, y).mean, y))
+        "Images decoded from the posterior's `center` (its mean, for most families), in the data range."
+        return self.likelihood.mean(self.decode(self.bottleneck.center(self.encode(x, y)), y))
 
     @torch.no_grad()
     def generate(self, n:int, y=None) -> torch.Tensor:

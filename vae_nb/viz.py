@@ -133,7 +133,7 @@ def interpolate(model:VAE, xa:torch.Tensor, xb:torch.Tensor, n:int=10, y=None) -
     "Images decoded along the line between the posterior means of images `xa` and `xb` `(C, H, W)`: `(n, C, H, W)` (`y`: one label for a conditional model)."
     model.eval()
     yy = None if y is None else torch.as_tensor([y, y], device=xa.device).reshape(-1)
-    za, zb = model.encode(torch.stack([xa, xb]), yy).mean
+    za, zb = model.bottleneck.center(model.encode(torch.stack([xa, xb]), yy))
     t = torch.linspace(0, 1, n, device=za.device)[:, None]
     return model.likelihood.mean(model.decode((1 - t) * za + t * zb, None if y is None else yy[:1].expand(n)))
 
@@ -171,7 +171,7 @@ def prior_range(model:VAE, n:int=11, q:float=0.02, n_samples:int=4000) -> torch.
 def plot_traversals(model:VAE, z:torch.Tensor|None=None, dims=None, values=None, y=None, data_range=(0., 1.)):
     "One row per latent dimension in `dims` (default: all, up to 10): code `z` (default: the prior mean) with that coordinate swept over `values` (default: `prior_range`); returns the figure."
     d = model.bottleneck.latent_dim
-    if z is None: z = model.bottleneck.prior().mean.detach().cpu()
+    if z is None: z = model.bottleneck.center(model.bottleneck.prior()).detach().cpu()
     dims = list(range(min(d, 10))) if dims is None else list(dims)
     values = prior_range(model) if values is None else torch.as_tensor(values)
     fig = show_image_grid(traversal_grid(model, z, dims, values, y), nrow=len(values), data_range=data_range,
