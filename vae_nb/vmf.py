@@ -6,11 +6,13 @@ Docs: https://vae-nb.github.io/vae_nb/vmf.html.md"""
 
 # %% ../nbs/05h_vmf.ipynb #bfe68034
 from __future__ import annotations
-import math
+import functools, math
 
+import numpy as np
 import torch
 from numpy.polynomial import Polynomial
 from torch.distributions import Beta, Distribution, constraints, register_kl
+from torch.distributions.utils import lazy_property
 
 from .models import register_bottleneck
 from .power_spherical import sphere, HypersphericalUniform, SphereBottleneck, log_sphere_area, tangent_sample
@@ -27,17 +29,21 @@ def debye_polynomials(n:int) -> list:
 
 _DEBYE = debye_polynomials(8)
 
+@functools.lru_cache(maxsize=None)
+def _debye_series(v:float) -> np.ndarray:
+    "The coefficients of $\\sum_k u_k(p)/v^k$ as one polynomial in $p$ (order `v` fixed), lowest power first."
+    c = np.zeros(max(len(u) for u in _DEBYE))
+    for k, u in enumerate(_DEBYE): c[:len(u)] += u / v**k
+    return c
+
 def log_iv_debye(v:float, x:torch.Tensor) -> torch.Tensor:
     "$\\log I_v(x)$ by Debye's uniform asymptotic expansion with the corrections $u_1..u_8$; float64-accurate for $v \\ge 15$ and every $x > 0$."
     v = float(v)
     z = x / v
     sq = torch.sqrt(1 + z * z)
     p = 1 / sq
-    series = torch.ones_like(x)
-    for k in range(1, len(_DEBYE)):
-        uk = torch.zeros_like(x)
-        for c in _DEBYE[k][::-1]: uk = uk * p + c
-        series = series + uk / v**k
+    c = torch.as_tensor(_debye_series(v), dtype=x.dtype, device=x.device)
+    series = torch.pow(p[..., None], torch.arange(len(c), dtype=x.dtype, device=x.device)) @ c     # the polynomial in p, two tensor operations
     return v * (sq + torch.log(z / (1 + sq))) - 0.5 * math.log(2 * math.pi * v) - 0.5 * torch.log(sq) + torch.log(series)
 
 def _log_iv_ratio64(v:float, x:torch.Tensor, v_debye:float=15.):
@@ -105,10 +111,11 @@ _Q_U = torch.arange(-72, 73, dtype=torch.float64) / 2
 _Q_A, _Q_B = torch.sigmoid(_Q_U), torch.sigmoid(-_Q_U)
 _Q_W = _Q_A * _Q_B / 2
 
-def dw_dkappa(w:torch.Tensor, kappa:torch.Tensor, d:int) -> torch.Tensor:
-    "The implicit-reparameterisation derivative $\\partial w/\\partial\\kappa = -\\partial_\\kappa F(w;\\kappa)/f(w;\\kappa)$ of draws `w` of $f\\propto e^{\\kappa w}(1-w^2)^{(d-3)/2}$ (float64 `(n,)`)."
+def dw_dkappa(w:torch.Tensor, kappa:torch.Tensor, d:int, A:torch.Tensor|None=None) -> torch.Tensor:
+    "The implicit-reparameterisation derivative $\\partial w/\\partial\\kappa = -\\partial_\\kappa F(w;\\kappa)/f(w;\\kappa)$ of draws `w` of $f\\propto e^{\\kappa w}(1-w^2)^{(d-3)/2}$ (float64 `(n,)`; `A`: $A_d(\\kappa)$ if known)."
     w, kappa = w.double(), kappa.double()
-    p, A = (d - 3) / 2, iv_ratio(d / 2 - 1, kappa.detach())
+    p = (d - 3) / 2
+    A = iv_ratio(d / 2 - 1, kappa.detach()) if A is None else A.detach().double()
     if d == 2: mode = torch.full_like(kappa, 2.)                 # f is smallest inside: integrate from -1 (bounded after the end point)
     elif d == 3: mode = torch.ones_like(kappa)
     else: mode = 2 * kappa / ((d - 3) + torch.sqrt((d - 3)**2 + 4 * kappa * kappa))
@@ -124,18 +131,18 @@ def dw_dkappa(w:torch.Tensor, kappa:torch.Tensor, d:int) -> torch.Tensor:
     return torch.where(right[:, 0], integral, -integral)
 
 class _WoodSample(torch.autograd.Function):
-    "Draws of $w = \\mu^\\top x$ (float64, `wood_w`) for concentrations `kappa` `(n,)`, differentiable in `kappa` by `dw_dkappa`."
+    "Draws of $w = \\mu^\\top x$ (float64, `wood_w`) for concentrations `kappa` `(n,)`, differentiable in `kappa` by `dw_dkappa` (`A`: $A_d(\\kappa)$, `(n,)`, or None)."
     @staticmethod
-    def forward(ctx, kappa, d):
+    def forward(ctx, kappa, d, A=None):
         w = wood_w(kappa.detach().double(), d)
         ctx.d = d
-        ctx.save_for_backward(w, kappa)
+        ctx.save_for_backward(w, kappa, A)
         return w
 
     @staticmethod
     def backward(ctx, g):
-        w, kappa = ctx.saved_tensors
-        return (g * dw_dkappa(w, kappa, ctx.d)).to(kappa.dtype), None
+        w, kappa, A = ctx.saved_tensors
+        return (g * dw_dkappa(w, kappa, ctx.d, A)).to(kappa.dtype), None, None
 
 # %% ../nbs/05h_vmf.ipynb #10f0232a
 class VonMisesFisher(Distribution):
@@ -150,10 +157,15 @@ class VonMisesFisher(Distribution):
         self.loc, self.scale = loc.expand(*batch, self.dim), scale.expand(batch)
         super().__init__(batch, torch.Size([self.dim]), validate_args=validate_args)
 
+    @lazy_property
+    def _bessel64(self):
+        "$(\\log I_{d/2-1}(\\kappa), A_d(\\kappa))$ in float64: one evaluation per distribution, shared by `log_prob`, `entropy`, the KL, `mean` and `rsample`'s gradient."
+        return _LogIvRatio.apply(self.scale.double(), self.dim / 2 - 1)
+
     def _log_mode_and_ratio64(self):
-        "$(\\log C_d(\\kappa) + \\kappa,\\ A_d(\\kappa))$ in float64, from one Bessel evaluation."
+        "$(\\log C_d(\\kappa) + \\kappa,\\ A_d(\\kappa))$ in float64."
         k, v = self.scale.double(), self.dim / 2 - 1
-        log_i, a = _LogIvRatio.apply(k, v)
+        log_i, a = self._bessel64
         return v * torch.log(k) - self.dim / 2 * math.log(2 * math.pi) - log_i + k, a
 
     def log_prob(self, value):
@@ -168,14 +180,14 @@ class VonMisesFisher(Distribution):
     def entropy(self): return self._entropy64().to(self.scale.dtype)
 
     @property
-    def mean(self): return self.loc * iv_ratio(self.dim / 2 - 1, self.scale)[..., None]
+    def mean(self): return self.loc * self._bessel64[1].to(self.scale.dtype)[..., None]
 
     @property
     def mode(self): return self.loc
 
     def rsample(self, sample_shape=torch.Size()):
         shape = torch.Size(sample_shape) + self.batch_shape
-        w = _WoodSample.apply(self.scale.expand(shape).reshape(-1), self.dim).view(shape)
+        w = _WoodSample.apply(self.scale.expand(shape).reshape(-1), self.dim, self._bessel64[1].detach().expand(shape).reshape(-1)).view(shape)
         return tangent_sample(w, self.loc, (1 - w) * (1 + w))
 
 @register_kl(VonMisesFisher, HypersphericalUniform)
