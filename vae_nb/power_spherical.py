@@ -190,7 +190,8 @@ def plot_sphere(z:torch.Tensor, y=None, title:str='', vocab:list|None=None, s:fl
     "Codes `z` `(N, d)` on the sphere, coloured by class `y`: for d = 3 a 3-D view and both hemispheres in the equal-area projection (`lambert_xy`), else $(z_1,z_2)$ and $(z_3,z_4)$ in the unit disc; returns the figure."
     z = np.asarray(z, dtype=float)
     c = dict(c=np.asarray(y) % 10, cmap='tab10', vmin=-.5, vmax=9.5) if y is not None else dict(c='tab:blue')
-    fig = plt.figure(figsize=(10.5, 3.4))
+    pairs = [(0, 1), (2, 3)] if z.shape[1] >= 4 else [(0, 1)]
+    fig = plt.figure(figsize=(10.5, 3.4) if z.shape[1] == 3 else (3.6 * len(pairs) + 0.8, 3.4))
     if z.shape[1] == 3:
         ax = fig.add_subplot(1, 3, 1, projection='3d')
         u, v = np.mgrid[0:2 * np.pi:25j, 0:np.pi:13j]
@@ -203,9 +204,8 @@ def plot_sphere(z:torch.Tensor, y=None, title:str='', vocab:list|None=None, s:fl
             ax.scatter(p[sel, 0], p[sel, 1], s=s, alpha=.8, linewidths=0, **{k: (v[sel] if isinstance(v, np.ndarray) else v) for k, v in c.items()})
             _disc(ax, math.sqrt(2), f'{name}, equal-area')
     else:
-        pairs = [(0, 1), (2, 3)] if z.shape[1] >= 4 else [(0, 1)]
         for i, (a, b) in enumerate(pairs):
-            ax = fig.add_subplot(1, 3, i + 1)
+            ax = fig.add_subplot(1, len(pairs), i + 1)
             ax.scatter(z[:, a], z[:, b], s=s, alpha=.6, linewidths=0, **c)
             _disc(ax, 1., f'$(z_{a+1}, z_{b+1})$ of codes on $S^{{{z.shape[1] - 1}}}$')
     if y is not None: class_legend(fig.axes[-1], y, vocab)
