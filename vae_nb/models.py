@@ -72,6 +72,10 @@ class Bottleneck(nn.Module):
         "`n` codes drawn from the prior."
         return self.prior().sample((n,))
 
+    def point(self, q:Distribution) -> torch.Tensor:
+        "The one code that stands for `q` where a single code is decoded (reconstructions, interpolations): its mean; a family whose mean leaves the support (a sphere's lies inside the ball) returns a point of the support."
+        return q.mean
+
     def code(self, z:torch.Tensor) -> torch.Tensor:
         "What the decoder receives for latent `z` (the identity unless a family says otherwise)."
         return z

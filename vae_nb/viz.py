@@ -130,7 +130,7 @@ def plot_slices_3d(model:VAE, values=(-1.5, 0., 1.5), n:int=9, lim:float=2.5, y=
 # %% ../nbs/07_viz.ipynb #75c9bc42
 @torch.no_grad()
 def interpolate(model:VAE, xa:torch.Tensor, xb:torch.Tensor, n:int=10, y=None) -> torch.Tensor:
-    "Images decoded along the line between the posterior means of images `xa` and `xb` `(C, H, W)`: `(n, C, H, W)` (`y`: one label for a conditional model)."
+    "Images decoded along the line between the posterior centers (`Bottleneck.center`: the means, unless the family says otherwise) of images `xa` and `xb` `(C, H, W)`: `(n, C, H, W)` (`y`: one label for a conditional model)."
     model.eval()
     yy = None if y is None else torch.as_tensor([y, y], device=xa.device).reshape(-1)
     za, zb = model.bottleneck.center(model.encode(torch.stack([xa, xb]), yy))
