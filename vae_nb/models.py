@@ -72,10 +72,6 @@ class Bottleneck(nn.Module):
         "`n` codes drawn from the prior."
         return self.prior().sample((n,))
 
-    def point(self, q:Distribution) -> torch.Tensor:
-        "The one code that stands for `q` where a single code is decoded (reconstructions, interpolations): its mean; a family whose mean leaves the support (a sphere's lies inside the ball) returns a point of the support."
-        return q.mean
-
     def code(self, z:torch.Tensor) -> torch.Tensor:
         "What the decoder receives for latent `z` (the identity unless a family says otherwise)."
         return z
@@ -86,7 +82,7 @@ class Bottleneck(nn.Module):
         return self.latent_dim
 
     def center(self, q:Distribution) -> torch.Tensor:
-        "The latent point that stands for distribution `q` (a posterior or the prior) where one point is needed: reconstructions, latent means, interpolations and traversals start there. `q.mean` unless a family's distribution has no closed-form mean."
+        "The latent point that stands for distribution `q` (a posterior or the prior) where one point is needed: reconstructions, latent means, interpolations and traversals start there. `q.mean` unless the family says otherwise: one without a closed-form mean, or whose mean leaves the support (a sphere's lies inside the ball; its mode is on the sphere)."
         return q.mean
 
     def callbacks(self) -> list:
