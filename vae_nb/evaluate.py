@@ -42,8 +42,6 @@ def chunked_logsumexp(chunks) -> torch.Tensor:
     return s.log() + m
 
 # %% ../nbs/06_evaluate.ipynb #7cf1e70d
-def _rep(t, c): return None if t is None else t.repeat(c, *([1] * (t.ndim - 1)))
-
 def log_weight_chunks(model:VAE, x:torch.Tensor, y=None, k:int=1, chunk:int=20_000):
     "Yield the log importance weights $\\log p(x\\mid z) + \\log p(z) - \\log q(z\\mid x)$, $z\\sim q(z\\mid x)$, as `(c, B)` tensors, `k` rows in all, at most `chunk` decoder rows per call."
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
@@ -53,11 +51,7 @@ def log_weight_chunks(model:VAE, x:torch.Tensor, y=None, k:int=1, chunk:int=20_0
     per, done = max(1, chunk // B), 0
     while done < k:
         c = min(per, k - done)
-        q = model.bottleneck.posterior(_rep(params, c))
-        z = model.bottleneck.sample(q)
-        out = model.decode(z, _rep(y, c))
-        lw = model.likelihood.log_prob(_rep(x, c), out) + prior.log_prob(z) - q.log_prob(z)
-        yield lw.view(c, B)
+        yield model.weighted_draws(params, x, y, c, prior)[-1]          # the weights the IWAE objective trains on (chapter 03)
         done += c
 
 @torch.no_grad()
@@ -88,13 +82,13 @@ def test_dl(dls):
 
 @torch.no_grad()
 def loss_parts(model:VAE, dl, loss_func:VAELoss|None=None) -> dict:
-    "Loss, reconstruction, KL and ELBO per example (nats), averaged over every example of `dl`."
+    "Loss, reconstruction, KL and ELBO per example (nats), and any other part the loss reports (`iw_bound`), averaged over every example of `dl`."
     loss_func = loss_func or VAELoss()
     model.eval()
     totals, n = dict(loss=0., recon=0., kl=0., elbo=0.), 0
     for xb, yb in dl:
         loss = loss_func(model(xb, yb))
-        for k, v in dict(loss=loss, **loss_func.parts).items(): totals[k] += float(v) * len(xb)
+        for k, v in dict(loss=loss, **loss_func.parts).items(): totals[k] = totals.get(k, 0.) + float(v) * len(xb)   # and any part a loss adds (iw_bound)
         n += len(xb)
     return {k: v / n for k, v in totals.items()}
 

@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     from fastai.torch_core import default_device, set_seed
 from fastcore.imports import in_notebook
 
-from .models import VAELoss
+from .models import IWAELoss, VAELoss
 from .config import VAEConfig, check_config, check_data, config_fields, config_table, dls_from_config, model_from_config, as_plain, _default
 from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedule, WeightAverage, TableLogger, RunProgress, Interrupted,
                               lean, stop_on_signals, vae_metrics)
@@ -36,7 +36,7 @@ from .viz import LatentPlots
 from .distributed import init_distributed, parallel_callbacks, rank_config, shard_dls, world_size
 
 # %% auto #0
-__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'fit_vae', 'write_metrics']
+__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'training_images', 'fit_vae', 'write_metrics']
 
 # %% ../nbs/04d_train.ipynb #12dad72c
 def _callbacks(c:VAEConfig, out:Path|None, model:nn.Module) -> list:
@@ -94,6 +94,14 @@ def training_device(device:str) -> torch.device:
         raise ValueError("device='mps' but Apple's MPS is not available here: use device=auto or device=cpu")
     return torch.device(device)
 
+def training_images(dls:DataLoaders, n:int) -> tuple:
+    "`n` random training images of `dls` and their labels (drawn with replacement where there are fewer), from torch's global random state."
+    ds = dls.train.dataset
+    idx = torch.randint(len(ds), (n,)) if len(ds) < n else torch.randperm(len(ds))[:n]
+    if hasattr(ds, 'batch'): return ds.batch(idx.to(ds.x.device))          # vae_nb's in-memory images
+    xs, ys = zip(*(ds[i] for i in idx.tolist()))
+    return torch.stack(xs), torch.stack([torch.as_tensor(y) for y in ys])
+
 # %% ../nbs/04d_train.ipynb #59cd35bc
 SCHEDULE_METHODS = {'constant': 'fit', 'one_cycle': 'fit_one_cycle', 'flat_cos': 'fit_flat_cos'}   # VAEConfig.schedule -> the Learner method that trains with it
 
@@ -116,7 +124,9 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     if model is None:
         model = model_from_config(c, dls)
         if c.init_bias and state is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
-    loss = VAELoss(c.beta, c.free_bits, c.capacity)
+        if state is None: model.bottleneck.init_from_data(partial(training_images, dls))
+    model.iw_k = c.iw_k
+    loss = IWAELoss() if c.iw_k > 1 else VAELoss(c.beta, c.free_bits, c.capacity)
     learn = VAELearner(dls, model.to(device), loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,
                        metrics=vae_metrics(loss), default_cbs=False,
                        cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out, model) + list(cbs or []))
