@@ -220,14 +220,15 @@ def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dic
     "`evaluate` the model of run folder `folder` (via `load_run`), with its config and its `metrics.json` (training time, parameters)."
     folder = Path(folder)
     model, dls, cfg = load_run(folder, which)
-    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, dataset=cfg.dataset, beta=cfg.beta, **evaluate(model, dls, k, **kwargs))
+    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, prior=cfg.prior, dataset=cfg.dataset, beta=cfg.beta, iw_k=cfg.iw_k,
+               **evaluate(model, dls, k, **kwargs))
     m = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').exists() else {}
     res.update(train_seconds=m.get('train_seconds', float('nan')), epochs_run=m.get('epochs_run', float('nan')),
                n_params=m.get('n_params', total_params(model)[0]))
     return res
 
 # %% ../nbs/06_evaluate.ipynb #a9cd1868
-COMPARE_COLUMNS = ['bottleneck', 'latent_dim', 'beta', 'elbo', 'recon', 'kl', 'nll', 'nll_se', 'nll_k', 'active_units', 'mse', 'bce',
+COMPARE_COLUMNS = ['bottleneck', 'prior', 'latent_dim', 'beta', 'iw_k', 'elbo', 'recon', 'kl', 'nll', 'nll_se', 'nll_k', 'active_units', 'mse', 'bce',
                    'probe_acc', 'knn_acc', 'train_seconds', 'epochs_run', 'n_params']
 
 def _run_names(folders):
