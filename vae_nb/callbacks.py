@@ -22,10 +22,10 @@ with warnings.catch_warnings():
 from fastcore.basics import camel2snake
 
 from .data import get_dls
-from .models import VAELoss, build_vae
+from .models import IWAELoss, VAELoss, build_vae, importance_bound
 
 # %% auto #0
-__all__ = ['LeanCallback', 'lean', 'VAELearner', 'VAEBatch', 'recon', 'kl', 'elbo', 'vae_metrics', 'digits_learner',
+__all__ = ['LeanCallback', 'lean', 'VAELearner', 'VAEBatch', 'recon', 'kl', 'elbo', 'iw_bound', 'vae_metrics', 'digits_learner',
            'anneal_factor', 'global_epoch', 'run_fraction', 'KLAnneal', 'CapacitySchedule', 'RunProgress', 'NaNGuard',
            'StopOnSignal', 'stop_on_signals', 'Interrupted', 'EpochEndCallback', 'WeightAverage', 'TableLogger']
 
@@ -68,10 +68,15 @@ def elbo(out, *targets) -> torch.Tensor:
     "Mean ELBO of a batch's `VAEOutput` (nats)."
     return (out.log_px - out.kl.sum(-1)).mean()
 
+def iw_bound(out, *targets) -> torch.Tensor:
+    "Mean importance-weighted bound $\\hat{\\mathcal L}_k$ of a batch's `VAEOutput` with k draws per example (nats)."
+    return importance_bound(out.log_w).mean()
+
 def vae_metrics(loss_func:VAELoss) -> list:
-    "The metrics `fit_vae` records: reconstruction, KL and ELBO per example (nats), the β of `loss_func` in force, and its KL target `capacity` when it has one."
+    "The metrics `fit_vae` records: reconstruction, KL and ELBO per example (nats), the β of `loss_func` in force, its KL target `capacity` when it has one, and the bound `iw_bound` that an `IWAELoss` trains."
     mets = [AvgMetric(recon), AvgMetric(kl), AvgMetric(elbo), ValueMetric(lambda: float(loss_func.beta), 'beta')]
     if loss_func.capacity is not None: mets.append(ValueMetric(lambda: float(loss_func.capacity), 'capacity'))
+    if isinstance(loss_func, IWAELoss): mets.append(AvgMetric(iw_bound))
     return mets
 
 # %% ../nbs/04b_callbacks.ipynb #e4af46a4

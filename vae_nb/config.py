@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .data import DATASETS, check_classes, get_dls
 from .elbo import LIKELIHOODS, get_likelihood
-from .models import ARCHS, VAE, Objective, build_vae, bottleneck_class, bottleneck_names, get_bottleneck, objective_class, objective_names
+from .models import ARCHS, VAE, Objective, build_vae, bottleneck_class, bottleneck_names, check_kwargs, get_bottleneck, objective_class, objective_names
 
 # %% auto #0
 __all__ = ['DEVICES', 'SCHEDULES', 'PRECISIONS', 'opt', 'VAEConfig', 'config_fields', 'model_keys', 'config_table', 'unknown_key',
@@ -50,8 +50,8 @@ class VAEConfig:
     # the model
     bottleneck:str = opt('gaussian', "latent family (`bottleneck_names()`: gaussian, correlated, dirichlet, cc, ae, ...)", choices=bottleneck_names, model=True)
     latent_dim:int = opt(20, "size of the latent code (the simplex families: number of components K)", low=1, model=True)
-    prior:float|list|str|None = opt(None, "the family's prior: a correlation or covariance (correlated), concentrations (dirichlet), logits (cc); None: the family's default", model=True)
-    bottleneck_kwargs:dict = opt({}, "the family's own keyword arguments besides the prior (see its chapter), e.g. {logvar_range: [-10, 10]} for gaussian", model=True)
+    prior:float|list|str|None = opt(None, "the family's prior: a correlation or covariance (correlated), concentrations (dirichlet), logits (cc), a learned prior's name (gaussian: `prior_names()`, e.g. mog, vamp); None: the family's default", model=True)
+    bottleneck_kwargs:dict = opt({}, "the family's own keyword arguments besides the prior, and those of a learned prior (see their chapters), e.g. {logvar_range: [-10, 10]} for gaussian, {components: 10} with prior=mog", model=True)
     arch:str|dict = opt('mlp400', "encoder/decoder architecture: a name of `ARCHS` or a dict with kind='mlp'|'conv'", choices=lambda: list(ARCHS), model=True)
     likelihood:str = opt('bernoulli', "p(x|z) per pixel (`LIKELIHOODS`); it also sets the pixel range", choices=lambda: list(LIKELIHOODS), model=True)
     conditional:bool = opt(False, "give the label to the encoder and decoder (a conditional VAE)", model=True)
@@ -71,6 +71,7 @@ class VAEConfig:
     free_bits:float = opt(0., "free bits: nats per KL group below which the KL is not penalised", low=0.)
     capacity:float|None = opt(None, "capacity target C_max in nats (Burgess et al.): the loss pays capacity_gamma·|KL − C|; None: off", low=0.)
     capacity_gamma:float = opt(10., "weight γ of the capacity penalty: above the target it acts as β = γ, so the KL settles at C when a β-VAE with β = γ has a rate below C (raise it for small targets)", low=0.)
+    iw_k:int = opt(1, "draws per example of the training objective: 1 the ELBO; k > 1 the importance-weighted bound L_k (IWAE, Burda et al. 2016; k decoder passes per example)", low=1)
     objective:str = opt('elbo', "what training minimises (`objective_names()`): elbo (the β-weighted ELBO), beta_tc (β-TCVAE), factor (FactorVAE); chapter 05l", choices=objective_names)
     tc_alpha:float = opt(1., "β-TCVAE: weight α of the index-code mutual information", low=0.)
     tc_beta:float = opt(6., "β-TCVAE: weight β of the total correlation", low=0.)
@@ -164,6 +165,7 @@ def check_config(config:VAEConfig|dict|None=None, **overrides) -> VAEConfig:
     c.precision = str(c.precision)        # `precision=32` on the command line is YAML's integer 32
     if c.ema == 1. or c.ema == 0.: raise ValueError(f"ema must be None or a decay in (0, 1) such as 0.999, got {c.ema!r}")
     bottleneck = get_bottleneck(c.bottleneck, c.latent_dim, **family_kwargs(c))     # the family checks its own latent size and prior
+    if c.iw_k > 1: _check_iw(c, bottleneck)
     objective_from_config(c).check(bottleneck)                                        # the objective its weights, and that it applies to the family
     if c.classes is not None and len(c.classes) < 1: raise ValueError(f"classes must be a non-empty list of class indices or names, got {c.classes!r}")
     check_classes(c.dataset, c.classes, **c.dataset_kwargs)
@@ -173,14 +175,7 @@ def family_kwargs(c:VAEConfig) -> dict:
     "The keywords of the bottleneck's constructor: `prior` when the config sets one, and `bottleneck_kwargs`, each checked against the family's signature."
     kw = dict(c.bottleneck_kwargs)
     if 'prior' in kw: raise ValueError("bottleneck_kwargs must not hold 'prior': set the prior with the prior key")
-    params = inspect.signature(bottleneck_class(c.bottleneck)).parameters
-    allowed = [p for p, v in params.items() if p not in ('self', 'latent_dim', 'prior') and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
-    takes_any = any(v.kind == v.VAR_KEYWORD for v in params.values())
-    for k in kw:
-        if k not in allowed and not takes_any:
-            near = difflib.get_close_matches(k, allowed, n=1)
-            raise ValueError(f"bottleneck_kwargs: {c.bottleneck} takes no argument '{k}'{f' (did you mean {near[0]}?)' if near else ''}. "
-                             f"Its arguments: {', '.join(allowed) or 'none'}")
+    check_kwargs(kw, bottleneck_class(c.bottleneck).accepted_kwargs(c.prior), f"bottleneck_kwargs: {c.bottleneck}")
     return ({'prior': c.prior} if c.prior is not None else {}) | kw
 
 def _objective_keys(cls:type) -> list:
@@ -201,6 +196,13 @@ def objective_kwargs(c:VAEConfig) -> dict:
             raise ValueError(f"{k}={getattr(c, k)!r} applies to objective{'s' if len(names) > 1 else ''} {', '.join(names)}, not {c.objective}: "
                              f"set objective={names[0]}, or leave {k} at its default")
     return {k: getattr(c, k) for k in own}
+
+def _check_iw(c:VAEConfig, bn):
+    "The importance-weighted bound (`iw_k > 1`) needs a prior, and has no KL term for β, free bits, capacity or a β schedule to act on."
+    if not bn.has_prior: raise ValueError(f"iw_k={c.iw_k} needs a family with a prior (the importance weights are p(x|z) p(z) / q(z|x)); {c.bottleneck} has none: use iw_k=1")
+    set_ = [f"{k}={v!r}" for k, v, off in (('beta', c.beta, 1.), ('free_bits', c.free_bits, 0.), ('capacity', c.capacity, None), ('kl_anneal', c.kl_anneal, None))
+            if v != off and not (k == 'kl_anneal' and v == 'none')]
+    if set_: raise ValueError(f"iw_k={c.iw_k} trains the importance-weighted bound, which has no KL term to weight: {', '.join(set_)} apply to the ELBO only (iw_k=1)")
 
 def objective_from_config(c:VAEConfig) -> Objective:
     "The `Objective` config `c` names, built from its keys."

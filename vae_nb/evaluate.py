@@ -46,8 +46,6 @@ def chunked_logsumexp(chunks) -> torch.Tensor:
     return s.log() + m
 
 # %% ../nbs/06_evaluate.ipynb #7cf1e70d
-def _rep(t, c): return None if t is None else t.repeat(c, *([1] * (t.ndim - 1)))
-
 def log_weight_chunks(model:VAE, x:torch.Tensor, y=None, k:int=1, chunk:int=20_000):
     "Yield the log importance weights $\\log p(x\\mid z) + \\log p(z) - \\log q(z\\mid x)$, $z\\sim q(z\\mid x)$, as `(c, B)` tensors, `k` rows in all, at most `chunk` decoder rows per call."
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
@@ -57,11 +55,7 @@ def log_weight_chunks(model:VAE, x:torch.Tensor, y=None, k:int=1, chunk:int=20_0
     per, done = max(1, chunk // B), 0
     while done < k:
         c = min(per, k - done)
-        q = model.bottleneck.posterior(_rep(params, c))
-        z = model.bottleneck.sample(q)
-        out = model.decode(z, _rep(y, c))
-        lw = model.likelihood.log_prob(_rep(x, c), out) + prior.log_prob(z) - q.log_prob(z)
-        yield lw.view(c, B)
+        yield model.weighted_draws(params, x, y, c, prior)[-1]          # the weights the IWAE objective trains on (chapter 03)
         done += c
 
 @torch.no_grad()
@@ -92,7 +86,7 @@ def test_dl(dls):
 
 @torch.no_grad()
 def loss_parts(model:VAE, dl, loss_func:VAELoss|None=None) -> dict:
-    "Loss, reconstruction, KL and ELBO per example (nats), and any other part the loss logs, averaged over every example of `dl`."
+    "Loss, reconstruction, KL and ELBO per example (nats), and any other part the loss logs (`iw_bound`), averaged over every example of `dl`."
     loss_func = loss_func or VAELoss()
     model.eval()
     totals, n = dict(loss=0., recon=0., kl=0., elbo=0.), 0
@@ -234,7 +228,7 @@ def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dic
     "`evaluate` the model of run folder `folder` (via `load_run`), with its config (`config`, plain values), its `metrics.json` (training time, parameters) and, if there, the scores of its `disentanglement.json`."
     folder = Path(folder)
     model, dls, cfg = load_run(folder, which)
-    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, dataset=cfg.dataset, beta=cfg.beta, seed=cfg.seed,
+    res = dict(run=folder.name, checkpoint=which, bottleneck=cfg.bottleneck, prior=cfg.prior, dataset=cfg.dataset, beta=cfg.beta, iw_k=cfg.iw_k, seed=cfg.seed,
                config=as_plain(cfg), **evaluate(model, dls, k, **kwargs))
     m = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').exists() else {}
     res.update(train_seconds=m.get('train_seconds', float('nan')), epochs_run=m.get('epochs_run', float('nan')),
@@ -244,7 +238,7 @@ def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dic
     return res
 
 # %% ../nbs/06_evaluate.ipynb #a9cd1868
-COMPARE_COLUMNS = ['bottleneck', 'latent_dim', 'beta', 'seed', 'elbo', 'recon', 'kl', 'nll', 'nll_se', 'nll_k', 'active_units', 'mse', 'bce',
+COMPARE_COLUMNS = ['bottleneck', 'prior', 'latent_dim', 'beta', 'iw_k', 'seed', 'elbo', 'recon', 'kl', 'nll', 'nll_se', 'nll_k', 'active_units', 'mse', 'bce',
                    'probe_acc', 'knn_acc', 'train_seconds', 'epochs_run', 'n_params']
 
 def _run_names(folders):

@@ -6,8 +6,9 @@ Docs: https://vae-nb.github.io/vae_nb/models.html.md"""
 
 # %% ../nbs/03_models.ipynb #f5082384
 from __future__ import annotations
-import importlib, math, pkgutil
+import difflib, importlib, inspect, math, pkgutil
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -17,14 +18,28 @@ from torch.distributions import Distribution, Independent, Normal, constraints, 
 from .elbo import Likelihood, get_likelihood
 
 # %% auto #0
-__all__ = ['BOTTLENECKS', 'OBJECTIVES', 'ARCHS', 'NoPriorError', 'Bottleneck', 'GaussianBottleneck', 'register_bottleneck',
-           'import_package_families', 'bottleneck_names', 'bottleneck_class', 'get_bottleneck', 'MLPEncoder',
-           'MLPDecoder', 'ConvEncoder', 'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE', 'build_vae',
-           'VAELoss', 'Objective', 'register_objective', 'objective_names', 'objective_class']
+__all__ = ['PRIORS', 'BOTTLENECKS', 'OBJECTIVES', 'ARCHS', 'NoPriorError', 'signature_kwargs', 'check_kwargs', 'Bottleneck',
+           'GaussianBottleneck', 'LatentPrior', 'register_prior', 'prior_names', 'prior_class', 'get_prior',
+           'register_bottleneck', 'import_package_families', 'bottleneck_names', 'bottleneck_class', 'get_bottleneck',
+           'MLPEncoder', 'MLPDecoder', 'ConvEncoder', 'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE',
+           'build_vae', 'VAELoss', 'importance_bound', 'IWAELoss', 'Objective', 'register_objective', 'objective_names',
+           'objective_class']
 
 # %% ../nbs/03_models.ipynb #09fedb3f
 class NoPriorError(ValueError):
     "Raised when the prior of a family that has none (a deterministic code, such as the plain autoencoder's) is asked for."
+
+def signature_kwargs(cls, skip=('self', 'latent_dim', 'prior')) -> list:
+    "The named keyword arguments of `cls`'s constructor, besides `skip` (no `*args`, no `**kwargs`)."
+    return [p for p, v in inspect.signature(cls).parameters.items() if p not in skip and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+
+def check_kwargs(kwargs:dict, allowed:list|None, owner:str):
+    "Raise `ValueError` for the first key of `kwargs` not in `allowed` (None: any key is), naming `owner`, the closest allowed name and all of them."
+    if allowed is None: return
+    for k in kwargs:
+        if k not in allowed:
+            near = difflib.get_close_matches(k, allowed, n=1)
+            raise ValueError(f"{owner} takes no argument '{k}'{f' (did you mean {near[0]}?)' if near else ''}. Its arguments: {', '.join(allowed) or 'none'}")
 
 class Bottleneck(nn.Module):
     "A latent family: posterior from encoder features, prior, KL, prior samples, and the code the decoder receives."
@@ -85,6 +100,18 @@ class Bottleneck(nn.Module):
         "The latent point that stands for distribution `q` (a posterior or the prior) where one point is needed: reconstructions, latent means, interpolations and traversals start there. `q.mean` unless the family says otherwise: one without a closed-form mean, or whose mean leaves the support (a sphere's lies inside the ball; its mode is on the sphere)."
         return q.mean
 
+    @classmethod
+    def accepted_kwargs(cls, prior=None) -> list|None:
+        "The keyword arguments besides `latent_dim` and `prior` that the constructor takes with prior `prior` (what `bottleneck_kwargs` may hold); None: any (a `**kwargs` constructor)."
+        takes_any = any(v.kind == v.VAR_KEYWORD for v in inspect.signature(cls).parameters.values())
+        return None if takes_any else signature_kwargs(cls)
+
+    def attach(self, vae:nn.Module):
+        "Called by `VAE.__init__` with the model that holds this bottleneck: a prior that needs the encoder (the VampPrior) keeps it here, without registering it a second time as a submodule; nothing by default."
+
+    def init_from_data(self, draw:Callable):
+        "Called by `fit_vae` before a fresh run (not on resume) of a model it built, with `draw(n)` returning `n` random training images and their labels: data-dependent initial values; nothing by default."
+
     def callbacks(self) -> list:
         "The fastai callbacks this family needs while it trains (a temperature schedule, say): `fit_vae` adds them; none by default."
         return []
@@ -93,11 +120,20 @@ class Bottleneck(nn.Module):
 
 # %% ../nbs/03_models.ipynb #301e3998
 class GaussianBottleneck(Bottleneck):
-    "Diagonal Gaussian posterior, standard normal prior; the KL per latent dimension in closed form."
-    def __init__(self, latent_dim:int, logvar_range:tuple=(-30., 20.)):
+    "Diagonal Gaussian posterior; prior the standard normal (the KL per latent dimension in closed form) or a learned prior named by `prior` (`prior_names()`; the KL by Monte Carlo), which takes `prior_kwargs`."
+    def __init__(self, latent_dim:int, prior:str|None=None, logvar_range:tuple=(-30., 20.), **prior_kwargs):
         super().__init__(latent_dim)
         self.logvar_range = logvar_range
         self.register_buffer('zero', torch.zeros(()))
+        if prior is not None and not isinstance(prior, str):
+            raise ValueError(f"the gaussian family's prior is None (the standard normal) or the name of a learned prior ({', '.join(prior_names())}), got {prior!r}")
+        if prior is None: check_kwargs(prior_kwargs, [], 'the standard normal prior')
+        self.prior_name = prior
+        self.learned_prior = None if prior is None else get_prior(prior, latent_dim, **prior_kwargs)
+
+    @classmethod
+    def accepted_kwargs(cls, prior=None):
+        return signature_kwargs(cls) + (signature_kwargs(prior_class(prior)) if isinstance(prior, str) else [])
 
     @property
     def n_params(self): return 2 * self.latent_dim
@@ -107,10 +143,66 @@ class GaussianBottleneck(Bottleneck):
         return Independent(Normal(mu, (0.5 * logvar.clamp(*self.logvar_range)).exp(), validate_args=False), 1, validate_args=False)
 
     def prior(self):
+        if self.learned_prior is not None: return self.learned_prior.distribution()
         return Independent(Normal(self.zero.expand(self.latent_dim), 1 + self.zero.expand(self.latent_dim)), 1)
 
+    @property
+    def has_prior(self): return True
+
     def kl(self, q, z):
+        if self.learned_prior is not None: return (q.log_prob(z) - self.prior().log_prob(z))[..., None]   # (B, 1): one-sample Monte Carlo at z
         return kl_divergence(q.base_dist, self.prior().base_dist)   # (B, latent_dim): one group per dimension
+
+    def attach(self, vae):
+        if self.learned_prior is not None: self.learned_prior.attach(vae)
+
+    def init_from_data(self, draw):
+        if self.learned_prior is not None: self.learned_prior.init_from_data(draw)
+
+    def extra_repr(self): return f"latent_dim={self.latent_dim}" + (f", prior={self.prior_name!r}" if self.prior_name else '')
+
+# %% ../nbs/03_models.ipynb #968bfb2e
+class LatentPrior(nn.Module):
+    "A learned prior $p_\\lambda(z)$ on $\\mathbb R^d$ that a family (the Gaussian) holds by name: `distribution()` is $p_\\lambda(z)$; `attach` receives the model, `init_from_data` training images."
+    def __init__(self, latent_dim:int):
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def distribution(self) -> Distribution:
+        "$p_\\lambda(z)$, event_shape `(latent_dim,)`, differentiable in the prior's parameters."
+        raise NotImplementedError
+
+    def attach(self, vae:nn.Module):
+        "The model that holds this prior (see `Bottleneck.attach`); nothing by default."
+
+    def init_from_data(self, draw:Callable):
+        "Data-dependent initial values from `draw(n)` (see `Bottleneck.init_from_data`); nothing by default."
+
+PRIORS = {}     # name -> LatentPrior class, filled by `register_prior`
+
+def register_prior(name:str):
+    "Class decorator: make a `LatentPrior` subclass available as `prior=name` of the families that take learned priors."
+    def _reg(cls):
+        PRIORS[name] = cls
+        return cls
+    return _reg
+
+def prior_names() -> list:
+    "Every registered learned prior's name (the package's own and any registered since), sorted."
+    import_package_families()
+    return sorted(PRIORS)
+
+def prior_class(name:str) -> type:
+    "The `LatentPrior` class registered as `name`."
+    if name not in PRIORS: import_package_families()
+    if name not in PRIORS: raise ValueError(f"Unknown prior '{name}'. Allowed: {', '.join(prior_names())} (or None: the standard normal)")
+    return PRIORS[name]
+
+def get_prior(name:str, latent_dim:int, **kwargs) -> LatentPrior:
+    "The learned prior registered as `name`, for `latent_dim`, with its own `kwargs` (checked against its signature)."
+    cls = prior_class(name)
+    check_kwargs(kwargs, signature_kwargs(cls), f"prior {name}")
+    return cls(latent_dim, **kwargs)
 
 # %% ../nbs/03_models.ipynb #0d275ed2
 BOTTLENECKS = {}     # name -> Bottleneck class, filled by `register_bottleneck`
@@ -124,12 +216,12 @@ def register_bottleneck(name:str):
     return _reg
 
 def import_package_families():
-    "Import every module of `vae_nb` once, so that each family (and each objective) the package holds has registered itself; a name registered before (your own class, a notebook's) keeps its class."
+    "Import every module of `vae_nb` once, so that each family, learned prior and objective the package holds has registered itself; a name registered before (your own class, a notebook's) keeps its class."
     import vae_nb
-    earlier = dict(BOTTLENECKS), dict(OBJECTIVES)
+    earlier = dict(BOTTLENECKS), dict(OBJECTIVES), dict(PRIORS)
     for m in pkgutil.iter_modules(vae_nb.__path__):
         if not m.name.startswith('_'): importlib.import_module(f'vae_nb.{m.name}')
-    BOTTLENECKS.update(earlier[0]); OBJECTIVES.update(earlier[1])
+    BOTTLENECKS.update(earlier[0]); OBJECTIVES.update(earlier[1]); PRIORS.update(earlier[2])
 
 def bottleneck_names() -> list:
     "Every registered bottleneck name (the package's own families and any registered since), sorted."
@@ -265,20 +357,25 @@ def build_nets(arch:str|dict, in_shape:tuple, code_dim:int, cond_dim:int=0):
 # %% ../nbs/03_models.ipynb #cb425deb
 @dataclass
 class VAEOutput:
-    "One forward pass: decoder output `out`, posterior `q`, draw `z`, `log_px` `(B,)` and `kl` `(B, G)` in nats."
+    "One forward pass: decoder output `out`, posterior `q`, draw `z`, `log_px` `(B,)` and `kl` `(B, G)` in nats; with `iw_k = k > 1` draws, `out`, `q`, `z` hold k·B rows, `log_px` is their mean per example and `log_w` `(k, B)` the log importance weights."
     out: torch.Tensor
     q: Distribution
     z: torch.Tensor
     log_px: torch.Tensor
     kl: torch.Tensor
+    log_w: torch.Tensor|None = None
+
+def _rep(t, c): return None if t is None else t.repeat(c, *([1] * (t.ndim - 1)))
 
 class VAE(nn.Module):
-    "Encoder → bottleneck → decoder, scored by a likelihood; conditional on the label when `n_classes > 0` (`vocab`: the class names, if known)."
+    "Encoder → bottleneck → decoder, scored by a likelihood; conditional on the label when `n_classes > 0` (`vocab`: the class names, if known); `iw_k` draws per example in `forward` (1: the ELBO's one)."
     def __init__(self, encoder:nn.Module, bottleneck:Bottleneck, decoder:nn.Module, likelihood:Likelihood, n_classes:int=0, vocab:list|None=None):
         super().__init__()
         self.encoder, self.bottleneck, self.decoder, self.likelihood, self.n_classes = encoder, bottleneck, decoder, likelihood, n_classes
         self.vocab = list(vocab) if vocab is not None else None
         self.head = nn.Linear(encoder.out_features, bottleneck.n_params)
+        self.iw_k = 1                 # draws per example in `forward`; k > 1 for the importance-weighted bound (`IWAELoss`)
+        bottleneck.attach(self)
 
     def labels(self, y, n:int) -> torch.Tensor:
         "Labels `(n,)` on the model's device from a class index, a class name (of `vocab`), a list of either, or a tensor; a single label is repeated `n` times."
@@ -313,11 +410,27 @@ class VAE(nn.Module):
         "The decoder's raw output for latents `z` (its likelihood's parameters)."
         return self.decoder(self.bottleneck.code(z), self.condition(y))
 
+    def weighted_draws(self, params:torch.Tensor, x, y, k:int, prior:Distribution) -> tuple:
+        "`k` reparameterised draws per example from the posterior of `params` `(B, n_params)`, draw-major (row `i·B + b`: draw i of example b): `q`, `z`, `out` over k·B rows, `log_px` `(k, B)` and the log importance weights $\\log p(x\\mid z) + \\log p(z) - \\log q(z\\mid x)$ `(k, B)`."
+        q = self.bottleneck.posterior(_rep(params, k))
+        z = self.bottleneck.sample(q)
+        out = self.decode(z, _rep(y, k))
+        log_px = self.likelihood.log_prob(_rep(x, k), out)
+        return q, z, out, log_px.view(k, len(x)), (log_px + prior.log_prob(z) - q.log_prob(z)).view(k, len(x))
+
     def forward(self, x, y=None) -> VAEOutput:
+        if self.iw_k > 1: return self._iw_forward(x, y)
         q = self.encode(x, y)
         z = self.bottleneck.sample(q)
         out = self.decode(z, y)
         return VAEOutput(out, q, z, self.likelihood.log_prob(x, out), self.bottleneck.kl(q, z))
+
+    def _iw_forward(self, x, y) -> VAEOutput:
+        "`iw_k` draws per example: the log weights for the bound; `log_px` averaged over the draws and the family's KL at the first draw, for the ELBO that is reported."
+        params = self.posterior_params(x, y)
+        q, z, out, log_px, log_w = self.weighted_draws(params, x, y, self.iw_k, self.bottleneck.prior())
+        with torch.no_grad(): kl = self.bottleneck.kl(self.bottleneck.posterior(params), z[:len(x)])
+        return VAEOutput(out, q, z, log_px.mean(0), kl, log_w)
 
     @torch.no_grad()
     def reconstruct(self, x, y=None) -> torch.Tensor:
@@ -372,12 +485,26 @@ class VAELoss:
         self.parts = dict(recon=recon.detach(), kl=kl.detach(), elbo=-(recon + kl).detach())
         return loss
 
+# %% ../nbs/03_models.ipynb #005602fc
+def importance_bound(log_w:torch.Tensor) -> torch.Tensor:
+    "$\\log\\frac1k\\sum_i w_i$ per example `(B,)` from log importance weights `log_w` `(k, B)`: an estimate of $\\mathcal L_k$."
+    return torch.logsumexp(log_w, 0) - math.log(len(log_w))
+
+class IWAELoss(VAELoss):
+    "The negative importance-weighted bound $-\\mathcal L_k$ per example, averaged over the batch, of a `VAEOutput` with `iw_k = k` draws (Burda et al. 2016); reports `iw_bound` with the ELBO's parts."
+    def __call__(self, pred:VAEOutput, *targets) -> torch.Tensor:
+        if pred.log_w is None: raise ValueError("IWAELoss needs several draws per example: set the model's iw_k > 1 (config key iw_k)")
+        bound = importance_bound(pred.log_w).mean()
+        recon, kl = -pred.log_px.mean(), pred.kl.sum(-1).mean()
+        self.parts = dict(recon=recon.detach(), kl=kl.detach(), elbo=-(recon + kl).detach(), iw_bound=bound.detach())
+        return -bound
+
 # %% ../nbs/03_models.ipynb #5c35147a
 class Objective:
-    "What training minimises: a loss for a `VAE`, the metrics that log the loss's own parts, and the callbacks it needs; its constructor's keywords are `VAEConfig` keys. This one, `elbo`: the (β-weighted) ELBO of `VAELoss`."
-    def __init__(self, beta:float=1., free_bits:float=0., capacity:float|None=None):
+    "What training minimises: a loss for a `VAE`, the metrics that log the loss's own parts, and the callbacks it needs; its constructor's keywords are `VAEConfig` keys. This one, `elbo`: the (β-weighted) ELBO of `VAELoss`, or with `iw_k > 1` the importance-weighted bound of `IWAELoss`."
+    def __init__(self, beta:float=1., free_bits:float=0., capacity:float|None=None, iw_k:int=1):
         VAELoss(beta, free_bits, capacity)          # the loss checks the values now
-        self.beta, self.free_bits, self.capacity = beta, free_bits, capacity
+        self.beta, self.free_bits, self.capacity, self.iw_k = beta, free_bits, capacity, iw_k
 
     def check(self, bottleneck:Bottleneck):
         "Raise `ValueError` if this objective cannot train `bottleneck`'s family (the ELBO trains every family)."
@@ -385,7 +512,8 @@ class Objective:
     def loss(self, model:nn.Module) -> VAELoss:
         "The loss that trains `model` (checked with `check`; anything the loss holds is built on the model's device)."
         if hasattr(model, 'bottleneck'): self.check(model.bottleneck)
-        return VAELoss(self.beta, self.free_bits, self.capacity)
+        if hasattr(model, 'iw_k'): model.iw_k = self.iw_k         # the draws per example its forward makes
+        return IWAELoss() if self.iw_k > 1 else VAELoss(self.beta, self.free_bits, self.capacity)
 
     def metrics(self, loss:VAELoss) -> list:
         "fastai metrics of `loss`'s own parts (history columns besides reconstruction, KL and ELBO); none for the ELBO."

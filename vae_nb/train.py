@@ -37,7 +37,7 @@ from .viz import LatentPlots
 from .distributed import init_distributed, parallel_callbacks, rank_config, shard_dls, world_size
 
 # %% auto #0
-__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'fit_vae', 'write_metrics']
+__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'training_images', 'fit_vae', 'write_metrics']
 
 # %% ../nbs/04d_train.ipynb #12dad72c
 def _callbacks(c:VAEConfig, out:Path|None, model:nn.Module) -> list:
@@ -95,6 +95,14 @@ def training_device(device:str) -> torch.device:
         raise ValueError("device='mps' but Apple's MPS is not available here: use device=auto or device=cpu")
     return torch.device(device)
 
+def training_images(dls:DataLoaders, n:int) -> tuple:
+    "`n` random training images of `dls` and their labels (drawn with replacement where there are fewer), from torch's global random state."
+    ds = dls.train.dataset
+    idx = torch.randint(len(ds), (n,)) if len(ds) < n else torch.randperm(len(ds))[:n]
+    if hasattr(ds, 'batch'): return ds.batch(idx.to(ds.x.device))          # vae_nb's in-memory images
+    xs, ys = zip(*(ds[i] for i in idx.tolist()))
+    return torch.stack(xs), torch.stack([torch.as_tensor(y) for y in ys])
+
 # %% ../nbs/04d_train.ipynb #59cd35bc
 SCHEDULE_METHODS = {'constant': 'fit', 'one_cycle': 'fit_one_cycle', 'flat_cos': 'fit_flat_cos'}   # VAEConfig.schedule -> the Learner method that trains with it
 
@@ -119,6 +127,7 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
     if model is None:
         model = model_from_config(c, dls, shape)
         if c.init_bias and state is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
+        if state is None: model.bottleneck.init_from_data(partial(training_images, dls))
     objective = objective_from_config(c)                        # what training minimises: its loss, metrics and callbacks
     loss = objective.loss(model.to(device))
     learn = VAELearner(dls, model, loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,

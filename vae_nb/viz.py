@@ -24,12 +24,12 @@ from .evaluate import activity_threshold, kl_groups, latent_means, prior_varianc
 from .checkpoints import atomic_write
 
 # %% auto #0
-__all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid', 'prior_grid',
-           'plot_manifold', 'plot_slices_3d', 'interpolate', 'interpolation_frames', 'plot_interpolations',
-           'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif', 'latent_evolution_figs', 'simplex_xy',
-           'plot_ternary', 'plot_composition', 'plot_simplex', 'plot_reconstructions', 'plot_samples',
-           'latent_covariances', 'plot_covariances', 'plot_latent_stats', 'training_figure', 'LatentPlots',
-           'plot_history', 'RunFigure', 'register_run_figure', 'save_run_figures']
+__all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid',
+           'gaussian_or_mixture', 'prior_grid', 'plot_manifold', 'plot_slices_3d', 'interpolate',
+           'interpolation_frames', 'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif',
+           'latent_evolution_figs', 'simplex_xy', 'plot_ternary', 'plot_composition', 'plot_simplex',
+           'plot_reconstructions', 'plot_samples', 'latent_covariances', 'plot_covariances', 'plot_latent_stats',
+           'training_figure', 'LatentPlots', 'plot_history', 'RunFigure', 'register_run_figure', 'save_run_figures']
 
 # %% ../nbs/07_viz.ipynb #2285836c
 def embed_2d(z:torch.Tensor, method:str='auto', seed:int=0) -> np.ndarray:
@@ -91,8 +91,18 @@ def decode_grid(model:VAE, n:int=15, lim:float=3., y=None) -> torch.Tensor:
     z = grid_2d(torch.linspace(-lim, lim, n))
     return model.likelihood.mean(model.decode(z.to(next(model.parameters()).device), y))
 
-def prior_grid(prior, n:int=15, eps:float=0.03) -> torch.Tensor:
-    "An `n×n` grid of 2-D codes following a Gaussian `prior`: $\\mu + L\\,\\Phi^{-1}(u)$ over an even grid of $u \\in [\\epsilon, 1-\\epsilon]^2$; rows from the top."
+def gaussian_or_mixture(prior) -> bool:
+    "Whether `prior` is Gaussian (a Normal, independent Normals, a MultivariateNormal) or a mixture of them (`MixtureSameFamily`)."
+    if isinstance(prior, torch.distributions.MixtureSameFamily): prior = prior.component_distribution
+    return isinstance(getattr(prior, 'base_dist', prior), (torch.distributions.Normal, torch.distributions.MultivariateNormal))
+
+def prior_grid(prior, n:int=15, eps:float=0.03, n_samples:int=20_000) -> torch.Tensor:
+    "An `n×n` grid of 2-D codes following a Gaussian `prior`: $\\mu + L\\,\\Phi^{-1}(u)$ over an even grid of $u \\in [\\epsilon, 1-\\epsilon]^2$; for a mixture of Gaussians each coordinate at the $u$-quantiles of its marginal (from `n_samples` draws); rows from the top."
+    if isinstance(prior, torch.distributions.MixtureSameFamily) and gaussian_or_mixture(prior):
+        zs = prior.sample((n_samples,)).detach()
+        if zs.shape[-1] != 2: raise ValueError(f"prior_grid needs a 2-D latent, got {zs.shape[-1]}-D")
+        qs = torch.quantile(zs, torch.linspace(eps, 1 - eps, n).to(zs), dim=0)        # (n, 2): the marginals' quantiles
+        return grid_2d(qs[:, 0], qs[:, 1])
     base = getattr(prior, 'base_dist', prior)
     if hasattr(prior, 'scale_tril'): loc, L = prior.loc, prior.scale_tril
     elif isinstance(base, torch.distributions.Normal): loc, L = base.loc, torch.diag_embed(base.scale)
@@ -379,10 +389,9 @@ def register_run_figure(name:str, make:Callable, applies:Callable=lambda model, 
     return RUN_FIGURES[name]
 
 def _gaussian_2d(model, folder) -> bool:
-    "A 2-D latent with a Gaussian prior (and no label to choose): a manifold grid that follows the prior exists."
+    "A 2-D latent with a Gaussian prior or a mixture of Gaussians (and no label to choose): a manifold grid that follows the prior exists."
     if model.n_classes or not model.bottleneck.has_prior or model.bottleneck.latent_dim != 2: return False
-    prior = model.bottleneck.prior()
-    return isinstance(getattr(prior, 'base_dist', prior), (torch.distributions.Normal, torch.distributions.MultivariateNormal))
+    return gaussian_or_mixture(model.bottleneck.prior())
 
 def _has_prior(model, folder) -> bool: return model.bottleneck.has_prior
 def _prior_unconditional(model, folder) -> bool: return model.bottleneck.has_prior and not model.n_classes
