@@ -67,6 +67,11 @@ class HypersphericalUniform(Distribution):
     @property
     def variance(self): return self._zero.expand(self.dim) + 1 / self.dim
 
+    @property
+    def mode(self):
+        "Every point of the sphere is a mode (the density is constant): the first basis vector $e_1$, the pole the samplers reflect from, stands for them."
+        return torch.cat([self._zero[None] + 1, self._zero.expand(self.dim - 1)])
+
 # %% ../nbs/05g_power_spherical.ipynb #8948b744
 def householder(y:torch.Tensor, loc:torch.Tensor) -> torch.Tensor:
     "Reflect points `y` `(..., d)` by the Householder reflection that swaps $e_1$ and the unit vector `loc` $=\\mu$: $y - 2u(u^\\top y)/(u^\\top u)$, $u = e_1 - \\mu$."
