@@ -1,10 +1,16 @@
 """`vae-nb evaluate RUN --disentanglement` and `vae-nb compare` on tiny dSprites runs (small sample sizes), and its bad input."""
-import json
+import json, os, subprocess, sys
 import pandas as pd
 
-from test_cli import vae_nb
+def vae_nb(*args, cwd=None):
+    "The `vae-nb` command in a fresh process: exit code, stdout, stderr."
+    env = {k: v for k, v in os.environ.items() if k != 'VAE_NB_DEBUG'}
+    env.update(MPLBACKEND='Agg')
+    cmd = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
+    r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    return r.returncode, r.stdout, r.stderr
 
-TINY = ['dsprites_beta', 'dataset_kwargs.n=2000', 'epochs=1', 'quiet=true', 'latent_dim=4']
+TINY = ['dsprites_beta', 'dataset_kwargs.n=1200', 'epochs=1', 'quiet=true', 'latent_dim=4']
 SCORES = {'beta_vae', 'factor_vae', 'mig', 'dci_disentanglement', 'dci_completeness', 'dci_informativeness', 'sap'}
 
 def test_evaluate_disentanglement_then_compare(tmp_path):

@@ -234,20 +234,20 @@ def disentanglement_figure(model, data:FactorDataset, result:dict, n:int=9, seed
 
 # %% ../nbs/06b_disentangle.ipynb #9b46d6e5
 def disentanglement_run(folder:str|Path, which:str='best', scale:float=1., seed:int=0, device=None, bs:int|None=None,
-                        n_jobs:int=1, figure:bool=True) -> dict:
+                        n_jobs:int=1, figure:bool=True, **overrides) -> dict:
     """`disentanglement_metrics` of run folder `folder` (checkpoint `which`) on its dataset, written to `disentanglement.json`
     and `figures/disentanglement.png` there; on `device` (default: CUDA if there, else the CPU) in batches of `bs` images
-    (default: 4096 on a GPU, 128 on a CPU, where small batches stay in cache: measured below)."""
+    (default: 4096 on a GPU, 128 on a CPU, where small batches stay in cache: measured below); `overrides` as for `disentanglement_settings`."""
     from vae_nb.config import parse_yaml
+    disentanglement_settings(scale, **overrides)                    # bad input: an error before any work
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     bs = bs or (4096 if str(device).startswith('cuda') else 128)
     folder = Path(folder)
     if not (folder/'config.yaml').exists(): raise FileNotFoundError(f"{folder} is not a run folder (no config.yaml)")
     cfg = parse_yaml((folder/'config.yaml').read_text(), folder/'config.yaml')
     data = factor_dataset(cfg.get('dataset', 'mnist'), **cfg.get('dataset_kwargs', {}) or {})     # no factor table: an error before the model loads
-    disentanglement_settings(scale)
     model, _, c = load_run(folder, which, device)
-    res = dict(run=folder.name, checkpoint=which, dataset=c.dataset, **disentanglement_metrics(data, posterior_mean_representation(model), scale, seed, bs, n_jobs))
+    res = dict(run=folder.name, checkpoint=which, dataset=c.dataset, **disentanglement_metrics(data, posterior_mean_representation(model), scale, seed, bs, n_jobs, **overrides))
     atomic_write(folder/'disentanglement.json', lambda p: p.write_text(json.dumps(res, indent=1)))
     if figure:
         fig = disentanglement_figure(model, data, res)
