@@ -38,11 +38,13 @@ done
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT/logs" "$OUT/runs"
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
-  [ -d .whl/site ] || python -m pip install -q --no-index --no-deps --target .whl/site .whl/*.whl
-  export PYTHONPATH="$repo:$repo/.whl/site${PYTHONPATH:+:$PYTHONPATH}" PATH="$repo/.whl/site/bin:$PATH"
-else
-  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+  if [ -d .whl/site ] || python -m pip install -q --no-index --no-deps --target .whl/site .whl/*.whl; then
+    export PYTHONPATH="$repo:$repo/.whl/site${PYTHONPATH#$repo}" PATH="$repo/.whl/site/bin:$PATH"
+  else
+    rm -rf .whl/site; echo "gpu_check.sh: the wheels in .whl/ do not install here (they are for python 3.12): using this environment's packages" >&2
+  fi
 fi
 [ -z "${VAE_NB_DATA:-}" ] && [ -d data/MNIST ] && export VAE_NB_DATA="$repo/data"
 VAE_NB=(python -c 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))')   # the vae-nb script, without an install
