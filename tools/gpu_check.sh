@@ -10,7 +10,8 @@
 #
 # Usage:  tools/gpu_check.sh                      # on the GPU machine (device cuda, full sizes)
 #         tools/gpu_check.sh --device cpu --quick # here: digits 0 and 1, max_train 300, k 5; no gpu cells, no bench
-#                                                 # (each step is one vae-nb process: about 15 s on an idle 2-core CPU, minutes under load)
+#                                                 # (each step is one vae-nb process; measured on the shared 2-core machine at load 9-11:
+#                                                 #  35-90 s a step, 9.5 min in all: not the minute asked for, which needs an idle machine)
 #         tools/gpu_check.sh --steps families,nll # some steps only (families, evaluate, compare, gpu_cells, bench, precision, nll)
 #
 # What the GPU machine must be given (it has python 3.12 with torch (CUDA), torchvision, accelerate, matplotlib, pandas,
