@@ -14,7 +14,7 @@ import torch
 
 # %% auto #0
 __all__ = ['PIPELINES', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'long_run',
-           'cached_evaluation']
+           'cached_evaluation', 'data_memory', 'data_memory_benchmark']
 
 # %% ../nbs/10_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int, device:str):
@@ -141,3 +141,46 @@ def cached_evaluation(folder:str|Path, k:int=1000, iw_n:int|None=1000, which:str
         res = json.loads(path.read_text())
         if (res.get('nll_k'), res.get('checkpoint')) == (k, which) and (iw_n is None or res.get('nll_n') == iw_n): return res
     return evaluate_command(folder, k=k, iw_n=iw_n, which=which)
+
+# %% ../nbs/10_benchmarks.ipynb #7d4c2a44
+_LOAD_MNIST = """
+import sys, time
+from vae_nb.data import get_dls
+t = time.perf_counter()
+dls = get_dls('mnist', device='cpu')
+for _ in dls.train: pass
+print(f'ready {time.perf_counter() - t:.3f}', flush=True)
+sys.stdin.read()           # hold the data until the parent has measured every process
+"""
+
+def data_memory(n:int, pythonpath:str|Path, data:str|Path) -> dict:
+    "Start `n` processes that each load MNIST (`vae_nb` from `pythonpath`, data root `data`) and run one training epoch; once all have, their mean RSS, PSS and USS (MB, psutil's `memory_full_info`) and the slowest one's seconds."
+    import psutil
+    env = dict(os.environ, PYTHONPATH=str(pythonpath), VAE_NB_DATA=str(data), OMP_NUM_THREADS='1')
+    procs = [subprocess.Popen([sys.executable, '-c', _LOAD_MNIST], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=data)   # not in a checkout: python -c imports from its folder first
+             for _ in range(n)]
+    try:
+        secs = [float(p.stdout.readline().split()[1]) for p in procs]
+        mem = [psutil.Process(p.pid).memory_full_info() for p in procs]
+    finally:
+        for p in procs: p.stdin.close(); p.wait()
+    mb = lambda k: sum(getattr(m, k) for m in mem) / n / 2**20
+    return dict(rss_mb=mb('rss'), pss_mb=mb('pss'), uss_mb=mb('uss'), seconds=max(secs))
+
+def data_memory_benchmark(before:str='9000cd0', counts=(1, 2, 4)):
+    "Memory per process (`data_memory`) with `counts` processes on MNIST, and the cold and warm first epoch of one, for `vae_nb` now and at git commit `before`."
+    import pandas as pd, tempfile
+    from .data import data_root
+    repo = Path(__file__).resolve().parent.parent
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        old = Path(d)/'before'; old.mkdir()
+        subprocess.run(f"git archive {before} vae_nb | tar -x -C {old}", shell=True, check=True, cwd=repo)
+        for version, path in (('before', old), ('now', repo)):
+            data = Path(d)/f'data_{version}'; data.mkdir()
+            (data/'MNIST').symlink_to(data_root()/'MNIST')                  # the raw files, shared; no cache yet
+            cold, warm = data_memory(1, path, data)['seconds'], data_memory(1, path, data)['seconds']
+            for n in counts: rows.append(dict(version=version, processes=n, **data_memory(n, path, data), cold_s=cold, warm_s=warm))
+    df = pd.DataFrame(rows).set_index(['version', 'processes'])
+    df.attrs['before'] = before
+    return df.rename(columns={'seconds': 'first_epoch_s'})

@@ -285,7 +285,10 @@ def cached_arrays(key:str, make:Callable[[], dict], root:str|Path|None=None, sou
     folder = data_root(root)/'cache'/key
     if _cache_source(folder) != source():
         arrays = make()
-        _write_cache(folder, arrays, source())
+        try: _write_cache(folder, arrays, source())
+        except OSError as e:                     # a read-only data root, a full disk: this process keeps its own copy
+            warnings.warn(f"vae_nb could not write its cache {folder} ({e}); the arrays stay in this process's memory")
+            return arrays
     return {f.stem: _load_npy(f) for f in sorted(folder.glob('*.npy'))}
 
 def dataset_key(name:str, **kwargs) -> str:
