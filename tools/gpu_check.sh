@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check of vae_nb: what only a CUDA machine can show, in one script, each step logged and timed.
 #   1. every latent family (vae_nb.models.bottleneck_names(): families added later are included) trained one epoch
-#      on full MNIST (the quick preset), then `vae-nb evaluate` of one run and `vae-nb compare` of all of them;
+#      on full MNIST (the quick preset) as one sweep (`vae-nb train -m`: one process, each family's status in its
+#      sweep.json, a failing family reported without stopping the others, and the sweep's compare table), then
+#      `vae-nb evaluate` of one run and `vae-nb compare` of all of them;
 #   2. the notebooks' `#| gpu` cells (`nbdev-test --flags gpu` on the notebooks that have them, only those);
 #   3. `vae-nb bench --device cuda`, and one epoch of the quick preset in fp32 and in bf16 (seconds of each);
 #   4. the nll_dynamic_mnist preset trained to the end and scored with k = 5000 on all 10 000 test images.
@@ -9,9 +11,8 @@
 # (each step's command, exit status and seconds, rewritten after every step, so a run cut short keeps what it did).
 #
 # Usage:  tools/gpu_check.sh                      # on the GPU machine (device cuda, full sizes)
-#         tools/gpu_check.sh --device cpu --quick # here: digits 0 and 1, max_train 300, k 5; no gpu cells, no bench
-#                                                 # (each step is one vae-nb process; measured on the shared 2-core machine at load 9-11:
-#                                                 #  35-90 s a step, 9.5 min in all: not the minute asked for, which needs an idle machine)
+#         tools/gpu_check.sh --device cpu --quick # here (and in CI): digits 0 and 1, max_train 300, k 5; no gpu cells, no bench,
+#                                                 # no separate compare or precision runs (the sweep's table and its fp32 runs stand for them)
 #         tools/gpu_check.sh --steps families,nll # some steps only (families, evaluate, compare, gpu_cells, bench, precision, nll)
 #
 # What the GPU machine must be given (it has python 3.12 with torch (CUDA), torchvision, accelerate, matplotlib, pandas,
@@ -74,19 +75,17 @@ EOF
 }
 
 step machine python -c "import torch, vae_nb.benchmarks as b; print(b.machine()); print('cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
-families=$(python -W ignore -c 'from vae_nb.models import bottleneck_names; print(" ".join(bottleneck_names()))')
-for f in $families; do
-  step "families:$f" "${VAE_NB[@]}" train quick "bottleneck=$f" epochs=1 "${SIZE[@]}" viz_every=0 quiet=true "device=$DEVICE" "out=$OUT/runs/$f"
-done
-step evaluate "${VAE_NB[@]}" evaluate "$OUT/runs/gaussian" --k "$K" --iw-n "$IWN"
-step compare "${VAE_NB[@]}" compare $(for f in $families; do echo "$OUT/runs/$f"; done) --out "$OUT/comparison" --k "$K" --iw-n "$IWN"
+families=$(python -W ignore -c 'from vae_nb.models import bottleneck_names; print(",".join(bottleneck_names()))')
+step families "${VAE_NB[@]}" train -m quick "bottleneck=$families" epochs=1 "${SIZE[@]}" viz_every=0 quiet=true "device=$DEVICE" "out=$OUT/runs"
+step evaluate "${VAE_NB[@]}" evaluate "$OUT/runs/bottleneck=gaussian" --k "$K" --iw-n "$IWN"
+[ "$QUICK" = 1 ] || step compare "${VAE_NB[@]}" compare "$OUT"/runs/bottleneck=* --out "$OUT/comparison" --k "$K" --iw-n "$IWN"
 if [ "$DEVICE" = cuda ]; then
   gpu_nbs=$(grep -l '"#| gpu' nbs/*.ipynb | tr '\n' ' ')
   for nb in $gpu_nbs; do step "gpu_cells:$(basename "$nb" .ipynb)" nbdev-test "$nb" --flags gpu; done
 else echo "=== gpu_cells: skipped (they need CUDA)"; fi
 step bench "${VAE_NB[@]}" bench --device "$DEVICE" --rounds 3 --epochs 2
 for p in 32 bf16; do
-  [ "$DEVICE" = cpu ] && [ "$p" = bf16 ] && continue                # bf16 autocast is for GPUs with tensor cores
+  [ "$DEVICE" = cpu ] && continue                                  # bf16 autocast is for GPUs with tensor cores; fp32 ran above
   step "precision:$p" "${VAE_NB[@]}" train quick epochs=1 "${SIZE[@]}" viz_every=0 quiet=true "precision=$p" "device=$DEVICE" "out=$OUT/runs_precision/$p"
 done
 step nll "${VAE_NB[@]}" train nll_dynamic_mnist "${NLL[@]}" quiet=true "device=$DEVICE" "out=$OUT/runs_nll/nll_dynamic_mnist"
