@@ -33,6 +33,12 @@ def stamps(sweep:Path) -> dict:
 
 def rows(history:Path) -> int: return len(history.read_text().splitlines()) - 1 if history.exists() else 0
 
+def mark_first_epoch(history:Path):
+    "Write a marker into the time column of epoch 0: a resumed run keeps the rows before its checkpoint as they are, a restarted one rewrites them."
+    lines = history.read_text().splitlines()
+    lines[1] = ','.join(lines[1].split(',')[:-1] + ['kept'])
+    history.write_text('\n'.join(lines) + '\n')
+
 def kill_when_training(proc, sweep:Path, label:str, signum, epochs_done:int=2, timeout=300) -> int:
     "Send `signum` to job `label`'s own process once its run folder holds `epochs_done` epochs; returns that pid."
     history, end = sweep/label/'history.csv', time.time() + timeout
@@ -83,10 +89,12 @@ def test_local_sweep_resumes_a_job_stopped_by_sigterm(tmp_path):
     assert line.startswith('vae-nb: error: 1 of 2 runs of sw did not finish: latent_dim=2 (interrupted: training stopped by SIGTERM after epoch '), line
     saved = pd.read_csv(sweep/'latent_dim=2'/'history.csv').epoch.tolist()
     assert 2 <= len(saved) < 25 and not (sweep/'latent_dim=2'/'metrics.json').exists()
+    mark_first_epoch(sweep/'latent_dim=2'/'history.csv')
     before = stamps(sweep)
     code, out, err = vae_nb(*args, cwd=tmp_path)
     assert code == 0, err
     assert '2 jobs, 1 done before, 1 to run' in out
+    assert pd.read_csv(sweep/'latent_dim=2'/'history.csv').time[0] == 'kept'                 # resumed, not restarted
     assert job(sweep, 'latent_dim=2')['resumed'] is True
     assert pd.read_csv(sweep/'latent_dim=2'/'history.csv').epoch.tolist() == list(range(25))    # continued, not restarted
     assert json.loads((sweep/'latent_dim=2'/'metrics.json').read_text())['epochs_run'] == 25
@@ -111,10 +119,12 @@ def test_submitit_local_sweep_reports_a_failing_job_and_resumes_a_killed_one(tmp
     assert line.startswith('vae-nb: error: 2 of 2 runs of sw did not finish: dataset=digits (failed: the job did not finish') and "dataset=mnist (failed: The 'MNIST' dataset" in line, line
     killed_at = len(pd.read_csv(sweep/digits/'history.csv'))
     assert 2 <= killed_at < 25 and not (sweep/'comparison.csv').exists()
+    mark_first_epoch(sweep/digits/'history.csv')
     code, out, err = vae_nb(*args, cwd=tmp_path, VAE_NB_DATA=str(empty), **OFFLINE)                 # MNIST still missing: it fails again
     assert code == 1 and '2 jobs, 0 done before, 2 to run (submitit)' in out, (out, err)
     assert statuses(sweep) == {digits: 'done', mnist: 'failed'} and job(sweep, digits)['resumed'] is True
     assert pd.read_csv(sweep/digits/'history.csv').epoch.tolist() == list(range(25))
+    assert pd.read_csv(sweep/digits/'history.csv').time[0] == 'kept'                          # resumed, not restarted
     assert pd.read_csv(sweep/'comparison.csv', index_col='run').index.tolist() == [digits]       # the table of what finished
 
 def test_sweep_bad_input_is_one_line_before_any_job(tmp_path):
