@@ -16,6 +16,11 @@ def vae_nb(*args, cwd, **extra):
     r = subprocess.run([*MAIN, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env(**extra), timeout=600)
     return r.returncode, r.stdout, r.stderr
 
+def last(err:str) -> str:
+    "The error line a failed command ends with (checked: one `vae-nb: error:` line, no traceback)."
+    assert 'Traceback' not in err and err.count('vae-nb: error:') == 1, err
+    return err.strip().splitlines()[-1]
+
 def statuses(sweep:Path) -> dict:
     return {j['label']: j['status'] for j in json.loads((sweep/'sweep.json').read_text())['jobs']}
 
@@ -27,6 +32,12 @@ def stamps(sweep:Path) -> dict:
     return {p.parent.name: p.stat().st_mtime_ns for p in sweep.glob('*/metrics.json')}
 
 def rows(history:Path) -> int: return len(history.read_text().splitlines()) - 1 if history.exists() else 0
+
+def mark_first_epoch(history:Path):
+    "Write a marker into the time column of epoch 0: a resumed run keeps the rows before its checkpoint as they are, a restarted one rewrites them."
+    lines = history.read_text().splitlines()
+    lines[1] = ','.join(lines[1].split(',')[:-1] + ['kept'])
+    history.write_text('\n'.join(lines) + '\n')
 
 def kill_when_training(proc, sweep:Path, label:str, signum, epochs_done:int=2, timeout=300) -> int:
     "Send `signum` to job `label`'s own process once its run folder holds `epochs_done` epochs; returns that pid."
@@ -74,14 +85,16 @@ def test_local_sweep_resumes_a_job_stopped_by_sigterm(tmp_path):
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 1, err                                                   # reported at the end, not fatal to the other
     assert statuses(sweep) == {'latent_dim=2': 'interrupted', 'latent_dim=3': 'done'}
-    line = err.strip().splitlines()[-1]
+    line = last(err)
     assert line.startswith('vae-nb: error: 1 of 2 runs of sw did not finish: latent_dim=2 (interrupted: training stopped by SIGTERM after epoch '), line
     saved = pd.read_csv(sweep/'latent_dim=2'/'history.csv').epoch.tolist()
     assert 2 <= len(saved) < 25 and not (sweep/'latent_dim=2'/'metrics.json').exists()
+    mark_first_epoch(sweep/'latent_dim=2'/'history.csv')
     before = stamps(sweep)
     code, out, err = vae_nb(*args, cwd=tmp_path)
     assert code == 0, err
     assert '2 jobs, 1 done before, 1 to run' in out
+    assert pd.read_csv(sweep/'latent_dim=2'/'history.csv').time[0] == 'kept'                 # resumed, not restarted
     assert job(sweep, 'latent_dim=2')['resumed'] is True
     assert pd.read_csv(sweep/'latent_dim=2'/'history.csv').epoch.tolist() == list(range(25))    # continued, not restarted
     assert json.loads((sweep/'latent_dim=2'/'metrics.json').read_text())['epochs_run'] == 25
@@ -89,44 +102,42 @@ def test_local_sweep_resumes_a_job_stopped_by_sigterm(tmp_path):
     assert len(pd.read_csv(sweep/'comparison.csv')) == 2
 
 def test_submitit_local_sweep_reports_a_failing_job_and_resumes_a_killed_one(tmp_path):
-    "submitit's LocalExecutor runs real job processes: one job fails (its dataset is missing, offline), one is killed with SIGKILL, one finishes."
+    "submitit's LocalExecutor runs real job processes: one job fails (its dataset is missing, offline) while the other trains on, until it is killed with SIGKILL; the rerun resumes it."
     empty = tmp_path/'no-data'; empty.mkdir()
-    args = ['train', '-m', 'quick', 'bs=64', 'quiet=true', 'device=cpu', 'max_train=300', 'dataset=digits,mnist', 'epochs=1,25', 'out=sw',
+    args = ['train', '-m', 'quick', 'bs=64', 'quiet=true', 'device=cpu', 'max_train=300', 'dataset=digits,mnist', 'epochs=25', 'out=sw',
             '--launcher', 'submitit', '--submitit-cluster', 'local', '--compare-k', '5', '--compare-n', '50']
     proc = subprocess.Popen([*MAIN, *args], cwd=tmp_path, env=env(VAE_NB_DATA=str(empty), **OFFLINE), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sweep = tmp_path/'sw'
-    kill_when_training(proc, sweep, 'dataset=digits-epochs=25', signal.SIGKILL)
+    sweep, digits, mnist = tmp_path/'sw', 'dataset=digits', 'dataset=mnist'
+    kill_when_training(proc, sweep, digits, signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 1, err
-    st = statuses(sweep)
-    assert st == {'dataset=digits-epochs=1': 'done', 'dataset=digits-epochs=25': 'failed', 'dataset=mnist-epochs=1': 'failed', 'dataset=mnist-epochs=25': 'failed'}, st
-    assert job(sweep, 'dataset=mnist-epochs=1')['error'].startswith("The 'MNIST' dataset is not in the data root and could not be downloaded")
-    assert job(sweep, 'dataset=digits-epochs=25')['error'].startswith('the job did not finish')
-    assert job(sweep, 'dataset=digits-epochs=1')['job_id'] and (sweep/'submitit').is_dir()
-    line = err.strip().splitlines()[-1]
-    assert line.startswith('vae-nb: error: 3 of 4 runs of sw did not finish: dataset=digits-epochs=25 (failed: the job did not finish') and 'MNIST' in line, line
-    assert pd.read_csv(sweep/'comparison.csv', index_col='run').index.tolist() == ['dataset=digits-epochs=1']   # the table of what finished
-    killed_at = len(pd.read_csv(sweep/'dataset=digits-epochs=25'/'history.csv'))
-    assert killed_at < 25
-    before = stamps(sweep)
-    code, out, err = vae_nb(*args, cwd=tmp_path, VAE_NB_DATA=str(empty), **OFFLINE)                 # MNIST still missing: fails again
-    assert code == 1 and '4 jobs, 1 done before, 3 to run (submitit)' in out, (out, err)
-    assert statuses(sweep)['dataset=digits-epochs=25'] == 'done' and job(sweep, 'dataset=digits-epochs=25')['resumed'] is True
-    assert pd.read_csv(sweep/'dataset=digits-epochs=25'/'history.csv').epoch.tolist() == list(range(25))
-    assert stamps(sweep)['dataset=digits-epochs=1'] == before['dataset=digits-epochs=1']
-    assert len(pd.read_csv(sweep/'comparison.csv')) == 2
+    assert statuses(sweep) == {digits: 'failed', mnist: 'failed'}
+    assert job(sweep, mnist)['error'].startswith("The 'MNIST' dataset is not in the data root and could not be downloaded")
+    assert job(sweep, digits)['error'].startswith('the job did not finish (')
+    assert job(sweep, digits)['job_id'] and (sweep/'submitit').is_dir()
+    line = last(err)
+    assert line.startswith('vae-nb: error: 2 of 2 runs of sw did not finish: dataset=digits (failed: the job did not finish') and "dataset=mnist (failed: The 'MNIST' dataset" in line, line
+    killed_at = len(pd.read_csv(sweep/digits/'history.csv'))
+    assert 2 <= killed_at < 25 and not (sweep/'comparison.csv').exists()
+    mark_first_epoch(sweep/digits/'history.csv')
+    code, out, err = vae_nb(*args, cwd=tmp_path, VAE_NB_DATA=str(empty), **OFFLINE)                 # MNIST still missing: it fails again
+    assert code == 1 and '2 jobs, 0 done before, 2 to run (submitit)' in out, (out, err)
+    assert statuses(sweep) == {digits: 'done', mnist: 'failed'} and job(sweep, digits)['resumed'] is True
+    assert pd.read_csv(sweep/digits/'history.csv').epoch.tolist() == list(range(25))
+    assert pd.read_csv(sweep/digits/'history.csv').time[0] == 'kept'                          # resumed, not restarted
+    assert pd.read_csv(sweep/'comparison.csv', index_col='run').index.tolist() == [digits]       # the table of what finished
 
 def test_sweep_bad_input_is_one_line_before_any_job(tmp_path):
     code, out, err = vae_nb('train', '-m', 'quick', *TINY, 'latent_dim=2,0', 'out=sw', '--launcher', 'local', cwd=tmp_path)
-    assert code == 2 and err.strip() == 'vae-nb: error: latent_dim must be >= 1, got 0', err
+    assert code == 2 and last(err) == 'vae-nb: error: latent_dim must be >= 1, got 0', err
     code, out, err = vae_nb('train', 'quick', *TINY, 'latent_dim=2,3', cwd=tmp_path)
-    assert code == 2 and err.strip() == ("vae-nb: error: Override 'latent_dim=2,3' has several values: add -m to sweep them (one run each), "
+    assert code == 2 and last(err) == ("vae-nb: error: Override 'latent_dim=2,3' has several values: add -m to sweep them (one run each), "
                                          "or quote a value that holds a comma (key='a,b')"), err
     code, out, err = vae_nb('train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad', '--launcher', 'local', '--nproc', '2', cwd=tmp_path)
     assert code == 2 and 'only with --launcher sequential' in err, err
     (tmp_path/'opts.yaml').write_text('foo: 1\n')
     code, out, err = vae_nb('train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad2', '--launcher', 'submitit', '--submitit-yaml', 'opts.yaml', cwd=tmp_path)
-    assert code == 2 and err.strip() == "vae-nb: error: submitit parameters: Parameter 'foo' need to be prefixed by an executor name.", err
+    assert code == 2 and last(err) == "vae-nb: error: submitit parameters: Parameter 'foo' need to be prefixed by an executor name.", err
     no_submitit = [sys.executable, '-c', "import sys; sys.modules['submitit'] = None; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))"]
     r = subprocess.run([*no_submitit, 'train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad3', '--launcher', 'submitit'], capture_output=True, text=True, cwd=tmp_path, env=env())
-    assert r.returncode == 2 and r.stderr.strip() == "vae-nb: error: --launcher submitit needs the submitit package: pip install 'vae_nb[slurm]' (or pip install submitit)", r.stderr
+    assert r.returncode == 2 and last(r.stderr) == "vae-nb: error: --launcher submitit needs the submitit package: pip install 'vae_nb[slurm]' (or pip install submitit)", r.stderr

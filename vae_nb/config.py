@@ -264,7 +264,7 @@ def list_presets() -> dict:
 
 def _one_line(e:Exception) -> str:
     "The message of `e` on one line, without Hydra's link to its grammar page or OmegaConf's key/type lines."
-    lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.startswith(('See https://hydra.cc', '    full_key:', '    object_type'))]
+    lines = [l.strip() for l in str(e).splitlines() if l.strip() not in ('', '^') and not l.startswith(('See https://hydra.cc', '    full_key:', '    object_type'))]
     return '; '.join(lines)
 
 def parse_yaml(text:str, source) -> dict:

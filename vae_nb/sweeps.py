@@ -20,9 +20,9 @@ from .cli import SweepFailed, error_line, fresh_folder, train_run
 from .config import as_plain, check_config, load_preset, merge_overrides, parse_overrides
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'expand', 'plan_sweep', 'sweep_jobs', 'job_status', 'write_status', 'sweep_status', 'is_done',
-           'write_summary', 'run_job', 'job_main', 'cores', 'launch_sequential', 'launch_local', 'submitit_parameters',
-           'launch_submitit', 'sweep_command']
+__all__ = ['DEFAULT_TIMEOUT_MIN', 'LAUNCHERS', 'expand', 'plan_sweep', 'sweep_jobs', 'job_status', 'write_status', 'sweep_status',
+           'is_done', 'write_summary', 'run_job', 'job_main', 'cores', 'launch_sequential', 'launch_local',
+           'submitit_parameters', 'launch_submitit', 'SweepJob', 'sweep_command']
 
 # %% ../nbs/09b_sweeps.ipynb #93dfe478
 def _slug(v) -> str: return re.sub(r'[^A-Za-z0-9_.=+-]+', '', json.dumps(v) if not isinstance(v, str) else v)[:40]
@@ -196,14 +196,16 @@ def launch_local(sweep:Path, labels:list, jobs:int|None=None, **_) -> dict:
     pool.shutdown()
     return done
 
+DEFAULT_TIMEOUT_MIN = 24 * 60      # submitit's own default is a few minutes; on SLURM give your partition's limit (--time-min)
+
 def submitit_parameters(partition=None, time_min=None, gpus_per_job=None, cpus_per_job=None, submitit_yaml=None) -> dict:
-    "submitit's `update_parameters` keywords: those of a YAML file `submitit_yaml`, then the command line's partition, time, GPUs and CPUs per job."
+    "submitit's `update_parameters` keywords: a day's time limit, then those of a YAML file `submitit_yaml`, then the command line's partition, time, GPUs and CPUs per job."
     params = {}
     if submitit_yaml:
         from vae_nb.config import parse_yaml
         params = parse_yaml(Path(submitit_yaml).read_text(), submitit_yaml)
     given = dict(slurm_partition=partition, timeout_min=time_min, gpus_per_node=gpus_per_job, cpus_per_task=cpus_per_job)
-    return {**params, **{k: v for k, v in given.items() if v is not None}}
+    return {'timeout_min': DEFAULT_TIMEOUT_MIN, **params, **{k: v for k, v in given.items() if v is not None}}
 
 def _submitit():
     try: import submitit
@@ -219,7 +221,7 @@ def launch_submitit(sweep:Path, labels:list, cluster:str|None=None, **options) -
     except (ValueError, TypeError, NameError) as e: raise ValueError(f"submitit parameters: {str(e).splitlines()[0]}") from None
     local = ex.cluster in ('local', 'debug')
     threads = params.get('cpus_per_task') or (max(1, cores() // len(labels)) if local else None)   # local processes all run at once
-    with ex.batch(): submitted = [ex.submit(run_job, str(sweep.resolve()), label, threads) for label in labels]
+    with ex.batch(): submitted = [ex.submit(SweepJob(), str(sweep.resolve()), label, threads) for label in labels]
     for label, job in zip(labels, submitted): write_status(sweep, label, job_id=str(job.job_id))
     print(f"vae-nb: submitted {len(labels)} jobs ({ex.cluster}): {', '.join(str(j.job_id) for j in submitted)}; waiting", flush=True)
     done = {}
@@ -231,6 +233,11 @@ def launch_submitit(sweep:Path, labels:list, cluster:str|None=None, **options) -
             done[label] = rec['status']
         _report(sweep, label, done[label])
     return done
+
+class SweepJob:
+    "`run_job` as a submitit job that SLURM may stop and requeue: on a time-out or a preemption submitit calls `checkpoint`, which resubmits the same job, and the requeued job continues from its `last.pt`."
+    def __call__(self, sweep, label, threads=None): return run_job(sweep, label, threads)
+    def checkpoint(self, sweep, label, threads=None): return _submitit().helpers.DelayedSubmission(SweepJob(), sweep, label, threads)
 
 LAUNCHERS = {'sequential': launch_sequential, 'local': launch_local, 'submitit': launch_submitit}
 
@@ -249,6 +256,8 @@ def sweep_command(preset:str|Path, overrides:list, launcher:str='sequential', co
         write_summary(sweep)
         if isinstance(e, Interrupted): e.resume = yaml.safe_load((sweep/'sweep.yaml').read_text())['command']
         raise
+    from fastai.torch_core import rank_distrib
+    if rank_distrib() != 0: return []                                     # --nproc: each run on several processes; rank 0 reports
     t = sweep_status(sweep)
     write_summary(sweep)
     finished = [sweep/jobs[l]['folder'] for l in t.index[t.status == 'done']]
