@@ -19,7 +19,7 @@ from .elbo import Likelihood, get_likelihood
 
 # %% auto #0
 __all__ = ['PRIORS', 'BOTTLENECKS', 'OBJECTIVES', 'ARCHS', 'NoPriorError', 'signature_kwargs', 'check_kwargs', 'Bottleneck',
-           'GaussianBottleneck', 'LatentPrior', 'register_prior', 'prior_names', 'prior_class', 'get_prior',
+           'GaussianBottleneck', 'LatentPrior', 'Registry', 'register_prior', 'prior_names', 'prior_class', 'get_prior',
            'register_bottleneck', 'import_package_families', 'bottleneck_names', 'bottleneck_class', 'get_bottleneck',
            'MLPEncoder', 'MLPDecoder', 'ConvEncoder', 'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE',
            'build_vae', 'VAELoss', 'importance_bound', 'IWAELoss', 'Objective', 'register_objective', 'objective_names',
@@ -178,25 +178,45 @@ class LatentPrior(nn.Module):
     def init_from_data(self, draw:Callable):
         "Data-dependent initial values from `draw(n)` (see `Bottleneck.init_from_data`); nothing by default."
 
-PRIORS = {}     # name -> LatentPrior class, filled by `register_prior`
+class Registry(dict):
+    "Name → class of one `kind` (bottleneck, prior, objective), filled by the decorator `register`; a name not there yet makes the package import its own modules first (`import_package_families`), so that every chapter has registered its own."
+    every = []            # every registry, so that `import_package_families` keeps what was registered before it ran
+    def __init__(self, kind:str, hint:str=''):
+        super().__init__()
+        self.kind, self.hint = kind, hint
+        Registry.every.append(self)
+
+    def register(self, name:str):
+        "Class decorator: make a class available as `name`."
+        def _reg(cls):
+            self[name] = cls
+            return cls
+        return _reg
+
+    def names(self) -> list:
+        "Every registered name (the package's own and any registered since), sorted."
+        import_package_families()
+        return sorted(self)
+
+    def lookup(self, name:str) -> type:
+        "The class registered as `name`; a `ValueError` listing the allowed names for an unknown one."
+        if name not in self: import_package_families()
+        if name not in self: raise ValueError(f"Unknown {self.kind} '{name}'. Allowed: {', '.join(self.names())}{self.hint}")
+        return self[name]
+
+PRIORS = Registry('prior', ' (or None: the standard normal)')     # name -> LatentPrior class
 
 def register_prior(name:str):
     "Class decorator: make a `LatentPrior` subclass available as `prior=name` of the families that take learned priors."
-    def _reg(cls):
-        PRIORS[name] = cls
-        return cls
-    return _reg
+    return PRIORS.register(name)
 
 def prior_names() -> list:
     "Every registered learned prior's name (the package's own and any registered since), sorted."
-    import_package_families()
-    return sorted(PRIORS)
+    return PRIORS.names()
 
 def prior_class(name:str) -> type:
     "The `LatentPrior` class registered as `name`."
-    if name not in PRIORS: import_package_families()
-    if name not in PRIORS: raise ValueError(f"Unknown prior '{name}'. Allowed: {', '.join(prior_names())} (or None: the standard normal)")
-    return PRIORS[name]
+    return PRIORS.lookup(name)
 
 def get_prior(name:str, latent_dim:int, **kwargs) -> LatentPrior:
     "The learned prior registered as `name`, for `latent_dim`, with its own `kwargs` (checked against its signature)."
@@ -205,34 +225,28 @@ def get_prior(name:str, latent_dim:int, **kwargs) -> LatentPrior:
     return cls(latent_dim, **kwargs)
 
 # %% ../nbs/03_models.ipynb #0d275ed2
-BOTTLENECKS = {}     # name -> Bottleneck class, filled by `register_bottleneck`
-OBJECTIVES = {}      # name -> Objective class, filled by `register_objective` (the objectives, below)
+BOTTLENECKS = Registry('bottleneck')     # name -> Bottleneck class, filled by `register_bottleneck`
+OBJECTIVES = Registry('objective')       # name -> Objective class, filled by `register_objective` (the objectives, below)
 
 def register_bottleneck(name:str):
     "Class decorator: make a `Bottleneck` subclass available as `name`."
-    def _reg(cls):
-        BOTTLENECKS[name] = cls
-        return cls
-    return _reg
+    return BOTTLENECKS.register(name)
 
 def import_package_families():
     "Import every module of `vae_nb` once, so that each family, learned prior and objective the package holds has registered itself; a name registered before (your own class, a notebook's) keeps its class."
     import vae_nb
-    earlier = dict(BOTTLENECKS), dict(OBJECTIVES), dict(PRIORS)
+    earlier = [dict(r) for r in Registry.every]
     for m in pkgutil.iter_modules(vae_nb.__path__):
         if not m.name.startswith('_'): importlib.import_module(f'vae_nb.{m.name}')
-    BOTTLENECKS.update(earlier[0]); OBJECTIVES.update(earlier[1]); PRIORS.update(earlier[2])
+    for r, names in zip(Registry.every, earlier): r.update(names)
 
 def bottleneck_names() -> list:
     "Every registered bottleneck name (the package's own families and any registered since), sorted."
-    import_package_families()
-    return sorted(BOTTLENECKS)
+    return BOTTLENECKS.names()
 
 def bottleneck_class(name:str) -> type:
     "The `Bottleneck` class registered as `name`."
-    if name not in BOTTLENECKS: import_package_families()
-    if name not in BOTTLENECKS: raise ValueError(f"Unknown bottleneck '{name}'. Allowed: {', '.join(bottleneck_names())}")
-    return BOTTLENECKS[name]
+    return BOTTLENECKS.lookup(name)
 
 def get_bottleneck(name:str|Bottleneck, latent_dim:int, **kwargs) -> Bottleneck:
     "A `Bottleneck` by registry `name` (or pass one through), with `latent_dim` and the family's own `kwargs`."
@@ -525,20 +539,14 @@ class Objective:
 
 def register_objective(name:str):
     "Class decorator: make an `Objective` subclass available as `name` (the config's `objective`)."
-    def _reg(cls):
-        OBJECTIVES[name] = cls
-        return cls
-    return _reg
+    return OBJECTIVES.register(name)
 
 def objective_names() -> list:
     "Every registered objective name (the package's own and any registered since), sorted."
-    import_package_families()
-    return sorted(OBJECTIVES)
+    return OBJECTIVES.names()
 
 def objective_class(name:str) -> type:
     "The `Objective` class registered as `name`."
-    if name not in OBJECTIVES: import_package_families()
-    if name not in OBJECTIVES: raise ValueError(f"Unknown objective '{name}'. Allowed: {', '.join(objective_names())}")
-    return OBJECTIVES[name]
+    return OBJECTIVES.lookup(name)
 
 _ = register_objective('elbo')(Objective)

@@ -19,8 +19,9 @@ from .evaluate import latent_means, test_dl
 from .viz import class_legend, register_run_figure
 
 # %% auto #0
-__all__ = ['sphere', 'on_sphere', 'log_sphere_area', 'HypersphericalUniform', 'householder', 'tangent_sample', 'PowerSpherical',
-           'SphereBottleneck', 'PowerSphericalBottleneck', 'lambert_xy', 'plot_sphere']
+__all__ = ['sphere', 'on_sphere', 'log_sphere_area', 'HypersphericalUniform', 'householder', 'tangent_sample',
+           'SphereDistribution', 'PowerSpherical', 'SphereBottleneck', 'PowerSphericalBottleneck', 'lambert_xy',
+           'plot_sphere']
 
 # %% ../nbs/05g_power_spherical.ipynb #592259cf
 class _Sphere(constraints.Constraint):
@@ -88,8 +89,8 @@ def tangent_sample(t:torch.Tensor, loc:torch.Tensor, one_minus_t2:torch.Tensor|N
     return householder(y.to(loc.dtype), loc.expand(y.shape))
 
 # %% ../nbs/05g_power_spherical.ipynb #a261360e
-class PowerSpherical(Distribution):
-    "The power spherical distribution (De Cao & Aziz 2020) on $S^{d-1}$: density $C(\\kappa,d)(1+\\mu^\\top x)^\\kappa$, mean direction `loc` (unit vectors `(..., d)`), concentration `scale` $\\kappa>0$ `(...)`."
+class SphereDistribution(Distribution):
+    "A distribution on $S^{d-1}$ with a mean direction `loc` (unit vectors `(..., d)`) and a concentration `scale` $\\kappa>0$ `(...)`: the shapes and checks that the power spherical and the von Mises–Fisher share."
     arg_constraints = {'loc': sphere, 'scale': constraints.positive}
     support = sphere
     has_rsample = True
@@ -99,6 +100,9 @@ class PowerSpherical(Distribution):
         if self.dim < 2: raise ValueError(f"a sphere S^(d-1) in R^d needs d >= 2, got loc of size {self.dim}")
         self.loc, self.scale = loc.expand(*batch, self.dim), scale.expand(batch)
         super().__init__(batch, torch.Size([self.dim]), validate_args=validate_args)
+
+class PowerSpherical(SphereDistribution):
+    "The power spherical distribution (De Cao & Aziz 2020) on $S^{d-1}$: density $C(\\kappa,d)(1+\\mu^\\top x)^\\kappa$, mean direction `loc` (unit vectors `(..., d)`), concentration `scale` $\\kappa>0$ `(...)`."
 
     def _ab(self):
         "The Beta parameters of $(1+t)/2$: $\\alpha = (d-1)/2+\\kappa$ (float64) and $\\beta = (d-1)/2$."

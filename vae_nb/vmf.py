@@ -15,7 +15,7 @@ from torch.distributions import Beta, Distribution, constraints, register_kl
 from torch.distributions.utils import lazy_property
 
 from .models import register_bottleneck
-from .power_spherical import sphere, HypersphericalUniform, SphereBottleneck, log_sphere_area, tangent_sample
+from .power_spherical import sphere, HypersphericalUniform, SphereDistribution, SphereBottleneck, log_sphere_area, tangent_sample
 
 # %% auto #0
 __all__ = ['debye_polynomials', 'log_iv_debye', 'log_iv', 'iv_ratio', 'wood_w', 'dw_dkappa', 'VonMisesFisher', 'VMFBottleneck']
@@ -145,17 +145,8 @@ class _WoodSample(torch.autograd.Function):
         return (g * dw_dkappa(w, kappa, ctx.d, A)).to(kappa.dtype), None, None
 
 # %% ../nbs/05h_vmf.ipynb #10f0232a
-class VonMisesFisher(Distribution):
+class VonMisesFisher(SphereDistribution):
     "The von Mises–Fisher distribution on $S^{d-1}$: density $C_d(\\kappa)e^{\\kappa\\mu^\\top x}$, mean direction `loc` (unit vectors `(..., d)`), concentration `scale` $\\kappa>0$ `(...)`."
-    arg_constraints = {'loc': sphere, 'scale': constraints.positive}
-    support = sphere
-    has_rsample = True
-    def __init__(self, loc:torch.Tensor, scale:torch.Tensor, validate_args=None):
-        batch = torch.broadcast_shapes(loc.shape[:-1], scale.shape)
-        self.dim = loc.shape[-1]
-        if self.dim < 2: raise ValueError(f"a sphere S^(d-1) in R^d needs d >= 2, got loc of size {self.dim}")
-        self.loc, self.scale = loc.expand(*batch, self.dim), scale.expand(batch)
-        super().__init__(batch, torch.Size([self.dim]), validate_args=validate_args)
 
     @lazy_property
     def _bessel64(self):
