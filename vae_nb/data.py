@@ -13,7 +13,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torchvision.datasets as tvd
 import matplotlib.pyplot as plt
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import, not yours
@@ -113,12 +112,14 @@ def _idx_resources(cls):
 @register_dataset('mnist', source=lambda root, **kw: files_signature(Path(root)/'MNIST'/'raw'))
 def load_mnist(root, **kwargs) -> RawSplits:
     "MNIST digits (28×28 grey), via `torchvision.datasets.MNIST`."
-    return _mnist_like(tvd.MNIST, root)
+    from torchvision.datasets import MNIST          # imported here: a process that reads the cache needs no torchvision (2 s)
+    return _mnist_like(MNIST, root)
 
 @register_dataset('fashion_mnist', source=lambda root, **kw: files_signature(Path(root)/'FashionMNIST'/'raw'))
 def load_fashion_mnist(root, **kwargs) -> RawSplits:
     "Fashion-MNIST (28×28 grey), via `torchvision.datasets.FashionMNIST`."
-    return _mnist_like(tvd.FashionMNIST, root)
+    from torchvision.datasets import FashionMNIST
+    return _mnist_like(FashionMNIST, root)
 
 def _mnist_like(cls, root) -> RawSplits:
     raw = Path(root)/cls.__name__/'raw'
@@ -425,6 +426,7 @@ def _static_binarize(x:torch.Tensor, seed:int) -> torch.Tensor:
 def dataset_vocab(name:str, **dataset_kwargs) -> list|None:
     "The class names of dataset `name` without loading its images (None where only the files can tell)."
     check_dataset_name(name)
+    import torchvision.datasets as tvd
     fixed = {'mnist': tvd.MNIST.classes, 'fashion_mnist': tvd.FashionMNIST.classes, 'digits': [str(i) for i in range(10)],
              'cifar10': ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']}  # CIFAR-10's batches.meta
     if name in fixed: return list(fixed[name])
