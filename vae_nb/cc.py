@@ -13,21 +13,21 @@ from .models import Bottleneck, register_bottleneck
 from .distributions import ContinuousCategorical
 
 # %% auto #0
-__all__ = ['CCBottleneck']
+__all__ = ['prior_logits', 'CCBottleneck']
 
 # %% ../nbs/05d_cc.ipynb #30e3a058
-def _cc_prior(prior, latent_dim:int) -> torch.Tensor:
-    "The prior logits `(latent_dim,)`: zeros (uniform) for None, else a list of `latent_dim` finite numbers."
+def prior_logits(prior, latent_dim:int, family:str='CC') -> torch.Tensor:
+    "The prior logits `(latent_dim,)` of a family with categorical logits (`family` names it in errors): zeros (uniform) for None, else a list of `latent_dim` finite numbers."
     if prior is None: return torch.zeros(latent_dim)
     if isinstance(prior, (int, float)) and not isinstance(prior, bool):
-        raise ValueError(f"CC prior must be a list of {latent_dim} logits, got the number {prior!r} "
+        raise ValueError(f"{family} prior must be a list of {latent_dim} logits, got the number {prior!r} "
                          "(equal logits are all the uniform distribution: leave prior unset for it)")
     if not isinstance(prior, (list, tuple, torch.Tensor)):
-        raise ValueError(f"CC prior must be a list of {latent_dim} logits, got {prior!r}")
+        raise ValueError(f"{family} prior must be a list of {latent_dim} logits, got {prior!r}")
     try: logits = torch.as_tensor(prior, dtype=torch.float32)
-    except (TypeError, ValueError) as e: raise ValueError(f"CC prior must be a list of {latent_dim} logits, got {prior!r}") from e
-    if logits.shape != (latent_dim,): raise ValueError(f"CC prior has {logits.numel()} logits for latent_dim={latent_dim}; give a list of {latent_dim}")
-    if not torch.isfinite(logits).all(): raise ValueError(f"CC prior logits must be finite, got {prior!r}")
+    except (TypeError, ValueError) as e: raise ValueError(f"{family} prior must be a list of {latent_dim} logits, got {prior!r}") from e
+    if logits.shape != (latent_dim,): raise ValueError(f"{family} prior has {logits.numel()} logits for latent_dim={latent_dim}; give a list of {latent_dim}")
+    if not torch.isfinite(logits).all(): raise ValueError(f"{family} prior logits must be finite, got {prior!r}")
     return logits
 
 @register_bottleneck('cc')
@@ -39,7 +39,7 @@ class CCBottleneck(Bottleneck):
         super().__init__(latent_dim)
         if not logit_range > 0: raise ValueError(f"logit_range must be > 0, got {logit_range}")
         self.logit_range = logit_range
-        self.register_buffer('prior_logits', _cc_prior(prior, latent_dim))
+        self.register_buffer('prior_logits', prior_logits(prior, latent_dim))
 
     def posterior(self, params):
         return ContinuousCategorical(params.clamp(-self.logit_range, self.logit_range), validate_args=False)

@@ -16,6 +16,7 @@ from torch.distributions.utils import clamp_probs
 from .models import Bottleneck, register_bottleneck
 from .callbacks import LeanCallback, global_epoch
 from fastai.learner import ValueMetric          # after vae_nb.callbacks, which imports fastai with its import-time warning silenced
+from .cc import prior_logits
 
 # %% auto #0
 __all__ = ['ExpConcrete', 'annealed_temperature', 'ConcreteBottleneck', 'TemperatureSchedule']
@@ -59,17 +60,6 @@ class ExpConcrete(Distribution):
         return math.lgamma(K) + (K - 1) * lam.log() + s.sum(-1) - K * s.logsumexp(-1)
 
 # %% ../nbs/05i_concrete.ipynb #bd052928
-def _concrete_prior(prior, latent_dim:int) -> torch.Tensor:
-    "The prior logits `(latent_dim,)`: zeros (uniform) for None, else a list of `latent_dim` finite numbers."
-    if prior is None: return torch.zeros(latent_dim)
-    if isinstance(prior, (bool, int, float)) or not isinstance(prior, (list, tuple, torch.Tensor)):
-        raise ValueError(f"Concrete prior must be a list of {latent_dim} logits (or None: uniform), got {prior!r}")
-    try: logits = torch.as_tensor(prior, dtype=torch.float32)
-    except (TypeError, ValueError) as e: raise ValueError(f"Concrete prior must be a list of {latent_dim} logits, got {prior!r}") from e
-    if logits.shape != (latent_dim,): raise ValueError(f"Concrete prior has {logits.numel()} logits for latent_dim={latent_dim}")
-    if not torch.isfinite(logits).all(): raise ValueError(f"Concrete prior logits must be finite, got {prior!r}")
-    return logits
-
 def annealed_temperature(step:int, temperature:float, temperature_min:float, anneal_rate:float) -> float:
     "Jang et al.'s schedule: $\\max(\\lambda_{\\min}, \\lambda_0 e^{-r t})$ at training iteration `step`."
     return max(temperature_min, temperature * math.exp(-anneal_rate * step))
@@ -89,7 +79,7 @@ class ConcreteBottleneck(Bottleneck):
         if not (isinstance(anneal_rate, (int, float)) and 0 <= anneal_rate < float('inf')): raise ValueError(f"anneal_rate must be >= 0, got {anneal_rate!r}")
         self.temperature0, self.temperature_min, self.anneal_rate, self.prior_temperature = float(temperature), float(temperature_min), float(anneal_rate), prior_temperature
         self.register_buffer('temperature', torch.tensor(float(temperature)))
-        self.register_buffer('prior_logits', _concrete_prior(prior, latent_dim))
+        self.register_buffer('prior_logits', prior_logits(prior, latent_dim, 'Concrete'))
 
     def posterior(self, params):
         return ExpConcrete(params, self.temperature)
