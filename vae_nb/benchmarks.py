@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['PIPELINES', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'long_run',
-           'cached_evaluation', 'data_memory', 'data_memory_benchmark']
+__all__ = ['PIPELINES', 'ZOO', 'ZOO_COLUMNS', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report',
+           'long_run', 'cached_evaluation', 'data_memory', 'data_memory_benchmark', 'zoo_study']
 
 # %% ../nbs/10_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int, device:str):
@@ -184,3 +184,22 @@ def data_memory_benchmark(before:str='9000cd0', counts=(1, 2, 4)):
     df = pd.DataFrame(rows).set_index(['version', 'processes'])
     df.attrs['before'] = before
     return df.rename(columns={'seconds': 'first_epoch_s'})
+
+# %% ../nbs/10_benchmarks.ipynb #f8a4c3fd
+ZOO = {'gaussian': {}, 'mog': {'prior': 'mog'}, 'vamp': {'prior': 'vamp'}, 'iwae_k5': {'iw_k': 5},
+       'dirichlet': {'bottleneck': 'dirichlet'}, 'cc': {'bottleneck': 'cc'}, 'logistic_normal': {'bottleneck': 'logistic_normal'},
+       'concrete': {'bottleneck': 'concrete'}, 'power_spherical': {'bottleneck': 'power_spherical'}, 'vmf': {'bottleneck': 'vmf'}}
+ZOO_COLUMNS = ['elbo', 'nll', 'nll_se', 'active_units', 'probe_acc', 'epochs_run', 'train_seconds']
+
+def zoo_study(entries:dict=ZOO, epochs:int=30, only_finished:bool=False) -> pd.DataFrame:
+    "The study runs of `entries` (name: overrides of `gaussian_mnist01` on all of MNIST, at most `epochs` epochs), trained if missing (`only_finished`: skip those), evaluated on every test image."
+    import pandas as pd
+    RUNS = Path(os.environ.get('VAE_NB_RUNS', 'runs'))
+    rows = {}
+    for name, extra in entries.items():
+        folder = RUNS/f'zoo_{name}'
+        if only_finished and not (folder/'metrics.json').exists(): continue
+        run = long_run(folder, 'gaussian_mnist01', classes=None, epochs=epochs, viz_every=0, **extra)
+        rows[name] = cached_evaluation(run, k=1000, iw_n=None)
+    df = pd.DataFrame(rows).T[ZOO_COLUMNS]
+    return df.assign(s_per_epoch=df.train_seconds / df.epochs_run).drop(columns='train_seconds')
