@@ -27,6 +27,7 @@ __all__ = ['sphere', 'on_sphere', 'log_sphere_area', 'HypersphericalUniform', 'h
 class _Sphere(constraints.Constraint):
     "The unit sphere $S^{d-1}\\subset\\mathbb R^d$: vectors (the last dimension) of norm one, within `tol`."
     event_dim = 1
+    is_sphere = True                # what `on_sphere` looks for (not the class: re-running this cell in a process makes a new one)
     def __init__(self, tol:float=1e-4): self.tol = tol
     def check(self, value): return (torch.linalg.vector_norm(value, dim=-1) - 1).abs() < self.tol
     def __repr__(self): return f"Sphere(tol={self.tol})"
@@ -35,7 +36,7 @@ sphere = _Sphere()
 
 def on_sphere(bottleneck:Bottleneck) -> bool:
     "Whether a bottleneck's codes lie on the unit sphere: its prior's support is `sphere` (False without a prior)."
-    return bottleneck.has_prior and isinstance(bottleneck.prior().support, _Sphere)
+    return bottleneck.has_prior and getattr(bottleneck.prior().support, 'is_sphere', False)
 
 def _unit(x:torch.Tensor) -> torch.Tensor: return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
 
