@@ -1,22 +1,14 @@
 """The `vae-nb` command as a user runs it: presets, overrides, bad input, training into a run folder, resume."""
-import json, os, subprocess, sys
+import json, shutil, subprocess, sys
 from pathlib import Path
 import pytest, yaml
 
 from vae_nb.cli import list_presets, main
 
-OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}  # downloads fail at once
-
-def vae_nb(*args, cwd=None, data=None, **env_vars):
-    env = {k: v for k, v in os.environ.items() if k != 'VAE_NB_DEBUG'}
-    env.update(MPLBACKEND='Agg', **env_vars)
-    if data is not None: env['VAE_NB_DATA'] = str(data)
-    cmd = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
-    r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
-    return r.returncode, r.stdout, r.stderr
+from conftest import OFFLINE, cli, cli_process
 
 def run_main(capsys, *args):
-    "The command in this process (fast): exit code, stdout, stderr."
+    "The command in this process, called directly: exit code, stdout, stderr."
     code = main(list(map(str, args)))
     out, err = capsys.readouterr()
     return code, out, err
@@ -80,19 +72,19 @@ def error_of(code, out, err):
 
 def test_errors_are_one_line_with_the_closest_name(empty_data):
     presets = ', '.join(list_presets())
-    assert error_of(*vae_nb('train', 'qiuck')) == (
+    assert error_of(*cli('train', 'qiuck')) == (
         2, f"vae-nb: error: No preset 'qiuck' (did you mean quick?). Presets: {presets} (or give a path to a .yaml file)")
     from vae_nb.config import config_fields
-    assert error_of(*vae_nb('config', 'quick', 'lattent_dim=3')) == (
+    assert error_of(*cli('config', 'quick', 'lattent_dim=3')) == (
         2, f"vae-nb: error: Unknown config key 'lattent_dim' (did you mean latent_dim?). Keys: {', '.join(config_fields())}")
-    assert error_of(*vae_nb('config', 'quick', 'latent_dim=0')) == (2, "vae-nb: error: latent_dim must be >= 1, got 0")
-    assert error_of(*vae_nb('config', 'quick', 'latent_dim=[1,')) == (
+    assert error_of(*cli('config', 'quick', 'latent_dim=0')) == (2, "vae-nb: error: latent_dim must be >= 1, got 0")
+    assert error_of(*cli('config', 'quick', 'latent_dim=[1,')) == (
         2, "vae-nb: error: Cannot parse override 'latent_dim=[1,': no viable alternative at input '[1,' (quote a value with special characters: key='...')")
-    assert error_of(*vae_nb('config', 'quick', 'lr=1e-3,2e-3')) == (
+    assert error_of(*cli('config', 'quick', 'lr=1e-3,2e-3')) == (
         2, "vae-nb: error: Override 'lr=1e-3,2e-3' has several values: add -m to sweep them (one run each), or quote a value that holds a comma (key='a,b')")
-    assert error_of(*vae_nb('config', 'quick', 'dataset_kwarg.flag=x')) == (
+    assert error_of(*cli('config', 'quick', 'dataset_kwarg.flag=x')) == (
         2, f"vae-nb: error: Unknown config key 'dataset_kwarg.flag' (did you mean dataset_kwargs?). Keys: {', '.join(config_fields())}")
-    assert error_of(*vae_nb('config', 'quick', 'dataset_kwargs=3')) == (2, "vae-nb: error: dataset_kwargs must be of type dict, got 3")
+    assert error_of(*cli('config', 'quick', 'dataset_kwargs=3')) == (2, "vae-nb: error: dataset_kwargs must be of type dict, got 3")
     assert list(empty_data.iterdir()) == []
 
 def test_override_values_are_typed(empty_data, capsys):
@@ -109,13 +101,13 @@ def test_override_values_are_typed(empty_data, capsys):
 
 def test_malformed_yaml_names_file_line_and_column(tmp_path, empty_data):
     (tmp_path/'my.yaml').write_text('# my experiment\nepochs: 3\nlr: [0.001\nbeta: 2\n')
-    assert error_of(*vae_nb('train', 'my.yaml', cwd=tmp_path)) == (
+    assert error_of(*cli('train', 'my.yaml', cwd=tmp_path)) == (
         2, "vae-nb: error: Malformed YAML in my.yaml, line 4, column 5: expected ',' or ']', but got ':'")
-    assert error_of(*vae_nb('train', 'nothere.yaml', cwd=tmp_path)) == (2, "vae-nb: error: No preset file nothere.yaml: there is no such file")
+    assert error_of(*cli('train', 'nothere.yaml', cwd=tmp_path)) == (2, "vae-nb: error: No preset file nothere.yaml: there is no such file")
     assert not (tmp_path/'runs').exists()
 
 def test_debug_shows_the_traceback(tmp_path, empty_data):
-    code, out, err = vae_nb('config', 'quick', 'latent_dim=0', cwd=tmp_path, VAE_NB_DEBUG='1')
+    code, out, err = cli_process('config', 'quick', 'latent_dim=0', cwd=tmp_path, VAE_NB_DEBUG='1')
     assert code != 0 and 'Traceback' in err and 'ValueError: latent_dim must be >= 1, got 0' in err, err
     assert 'vae-nb: error:' not in err
 
@@ -123,7 +115,7 @@ def test_missing_and_damaged_dataset_files(tmp_path):
     "An empty data root, and one whose MNIST download was cut short, with downloads impossible (as offline)."
     run = ['train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true']
     empty = tmp_path/'empty'
-    code, line = error_of(*vae_nb(*run, f'out={tmp_path}/a', cwd=tmp_path, data=empty, **OFFLINE))
+    code, line = error_of(*cli(*run, f'out={tmp_path}/a', cwd=tmp_path, data=empty, **OFFLINE))
     files = 'train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz'
     assert (code, line) == (2, f"vae-nb: error: The 'MNIST' dataset is not in the data root and could not be downloaded "
                                f"(RuntimeError: Error downloading train-images-idx3-ubyte.gz:). Expected {files} in {empty}/MNIST/raw: "
@@ -133,36 +125,36 @@ def test_missing_and_damaged_dataset_files(tmp_path):
     raw.mkdir(parents=True)
     for f in files.split(', '): (raw/f).write_bytes((data_root()/'MNIST'/'raw'/f).read_bytes())
     (raw/'train-images-idx3-ubyte.gz').write_bytes((raw/'train-images-idx3-ubyte.gz').read_bytes()[:1_000_000])
-    code, line = error_of(*vae_nb(*run, f'out={tmp_path}/b', cwd=tmp_path, data=tmp_path/'damaged', **OFFLINE))
+    code, line = error_of(*cli(*run, f'out={tmp_path}/b', cwd=tmp_path, data=tmp_path/'damaged', **OFFLINE))
     assert (code, line) == (2, f"vae-nb: error: The 'MNIST' dataset file {raw}/train-images-idx3-ubyte.gz is there but damaged "
                                f"(its MD5 checksum is not the published one: a download cut short?). Delete it, and the next run downloads it again.")
 
 def test_bad_run_folders_and_checkpoints(tmp_path):
     "Not a run folder, a run folder without checkpoints or with a malformed config, a checkpoint of another model."
-    assert vae_nb('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
+    assert cli('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
     (tmp_path/'notrun').mkdir()
-    assert error_of(*vae_nb('evaluate', 'notrun', cwd=tmp_path)) == (2, "vae-nb: error: notrun is not a run folder (no config.yaml)")
+    assert error_of(*cli('evaluate', 'notrun', cwd=tmp_path)) == (2, "vae-nb: error: notrun is not a run folder (no config.yaml)")
     import shutil
     for name in ('nock', 'badcfg', 'other'): shutil.copytree(tmp_path/'r', tmp_path/name)
     shutil.rmtree(tmp_path/'nock'/'checkpoints')
-    assert error_of(*vae_nb('evaluate', 'nock', cwd=tmp_path)) == (2, "vae-nb: error: No checkpoint at nock/checkpoints/best.pt")
+    assert error_of(*cli('evaluate', 'nock', cwd=tmp_path)) == (2, "vae-nb: error: No checkpoint at nock/checkpoints/best.pt")
     with open(tmp_path/'badcfg'/'config.yaml', 'a') as f: f.write('notes: [unfinished\n')
     n = len((tmp_path/'badcfg'/'config.yaml').read_text().splitlines())
-    assert error_of(*vae_nb('evaluate', 'badcfg', cwd=tmp_path)) == (
+    assert error_of(*cli('evaluate', 'badcfg', cwd=tmp_path)) == (
         2, f"vae-nb: error: Malformed YAML in badcfg/config.yaml, line {n + 1}, column 1: expected ',' or ']', but got '<stream end>'")
     cfg = (tmp_path/'other'/'config.yaml').read_text()
     (tmp_path/'other'/'config.yaml').write_text(cfg.replace('latent_dim: 2\n', 'latent_dim: 5\n'))
-    code, line = error_of(*vae_nb('evaluate', 'other', cwd=tmp_path))
+    code, line = error_of(*cli('evaluate', 'other', cwd=tmp_path))
     assert code == 2 and line.startswith("vae-nb: error: The checkpoint does not match this model (decoder.net.0.weight: checkpoint (256, 2) vs model (256, 5);"), line
 
 def test_the_installed_command_reports_bad_input(empty_data):
     "The real console entry point, in its own process: message on stderr, exit status 2, no traceback."
-    code, out, err = vae_nb('train', 'quick', 'bottleneck=vq', data=empty_data)
+    code, out, err = cli_process('train', 'quick', 'bottleneck=vq', data=empty_data)
     assert code == 2 and "Unknown bottleneck 'vq'" in err and 'Traceback' not in err
 
 def test_train_writes_a_run_folder_and_never_overwrites(tmp_path):
     args = ['quick', 'max_train=1500', 'epochs=2', 'valid_pct=0.05', 'quiet=true', f'out={tmp_path}/run']
-    code, out, err = vae_nb('train', *args, cwd=tmp_path)
+    code, out, err = cli('train', *args, cwd=tmp_path)
     assert code == 0, err
     run = tmp_path/'run'
     assert {p.name for p in run.iterdir()} == {'checkpoints', 'config.yaml', 'figures', 'history.csv', 'metrics.json'}
@@ -170,14 +162,14 @@ def test_train_writes_a_run_folder_and_never_overwrites(tmp_path):
     m = json.loads((run/'metrics.json').read_text())
     assert m['epochs_run'] == 2 and -550 < m['test']['elbo'] < -100
     assert len((run/'history.csv').read_text().splitlines()) == 3
-    code, _, err = vae_nb('train', *args, cwd=tmp_path)
+    code, _, err = cli('train', *args, cwd=tmp_path)
     assert code == 0, err
     assert (tmp_path/'run-2'/'metrics.json').exists() and (run/'metrics.json').read_text() == json.dumps(m, indent=1)
 
 @pytest.mark.parametrize('objective,columns', [(['objective=beta_tc', 'tc_beta=6'], ['mi', 'tc', 'dim_kl']),
                                                (['objective=factor'], ['tc', 'disc_acc'])])
 def test_train_with_a_total_correlation_objective(objective, columns, tmp_path):
-    code, out, err = vae_nb('train', 'quick', *objective, 'max_train=2000', 'epochs=2', 'quiet=true', f'out={tmp_path}/t', cwd=tmp_path)
+    code, out, err = cli('train', 'quick', *objective, 'max_train=2000', 'epochs=2', 'quiet=true', f'out={tmp_path}/t', cwd=tmp_path)
     assert code == 0, err
     header = (tmp_path/'t'/'history.csv').read_text().splitlines()[0].split(',')
     assert all(f'{s}_{c}' in header for s in ('train', 'valid') for c in columns), header
@@ -186,20 +178,20 @@ def test_train_with_a_total_correlation_objective(objective, columns, tmp_path):
 
 def test_resume_continues_and_mismatch_is_refused(tmp_path):
     base = ['quick', 'max_train=1500', 'valid_pct=0.05', 'quiet=true']
-    assert vae_nb('train', *base, 'epochs=1', f'out={tmp_path}/a', cwd=tmp_path)[0] == 0
+    assert cli('train', *base, 'epochs=1', f'out={tmp_path}/a', cwd=tmp_path)[0] == 0
     ck = tmp_path/'a'/'checkpoints'/'last.pt'
-    code, _, err = vae_nb('train', *base, 'epochs=2', f'resume={ck}', f'out={tmp_path}/b', cwd=tmp_path)
+    code, _, err = cli('train', *base, 'epochs=2', f'resume={ck}', f'out={tmp_path}/b', cwd=tmp_path)
     assert code == 0, err
     assert json.loads((tmp_path/'b'/'metrics.json').read_text())['epochs_run'] == 2   # the run's epochs, the resumed one included
     assert len((tmp_path/'b'/'history.csv').read_text().splitlines()) == 2            # only the missing epoch ran here
-    code, _, err = vae_nb('train', *base, 'epochs=2', 'latent_dim=5', f'resume={ck}', f'out={tmp_path}/c', cwd=tmp_path)
+    code, _, err = cli('train', *base, 'epochs=2', 'latent_dim=5', f'resume={ck}', f'out={tmp_path}/c', cwd=tmp_path)
     assert code == 2 and 'does not match this model: latent_dim=2' in err, err
     (tmp_path/'junk.pt').write_bytes(b'junk')
-    code, _, err = vae_nb('train', *base, f'resume={tmp_path}/junk.pt', cwd=tmp_path)
+    code, _, err = cli('train', *base, f'resume={tmp_path}/junk.pt', cwd=tmp_path)
     assert code == 2 and 'not a readable vae_nb checkpoint' in err, err
 
 def test_sweep_runs_every_combination(tmp_path):
-    code, out, err = vae_nb('train', '-m', 'quick', 'latent_dim=2,3', 'max_train=800', 'epochs=1', 'valid_pct=0.05', 'quiet=true',
+    code, out, err = cli('train', '-m', 'quick', 'latent_dim=2,3', 'max_train=800', 'epochs=1', 'valid_pct=0.05', 'quiet=true',
                             f'out={tmp_path}/sweep', cwd=tmp_path)
     assert code == 0, err
     runs = sorted(p.parent.name for p in (tmp_path/'sweep').glob('*/config.yaml'))
@@ -210,30 +202,30 @@ def test_sweep_runs_every_combination(tmp_path):
 def test_evaluate_and_compare_commands(tmp_path):
     base = ['quick', 'classes=[0,1]', 'max_train=1000', 'epochs=1', 'valid_pct=0.05', 'quiet=true', 'latent_dim=3']
     for family in ('gaussian', 'dirichlet'):
-        code, _, err = vae_nb('train', *base, f'bottleneck={family}', f'out={tmp_path}/{family}', cwd=tmp_path)
+        code, _, err = cli('train', *base, f'bottleneck={family}', f'out={tmp_path}/{family}', cwd=tmp_path)
         assert code == 0, err
-    code, out, err = vae_nb('evaluate', tmp_path/'gaussian', '--k', '20', cwd=tmp_path)
+    code, out, err = cli('evaluate', tmp_path/'gaussian', '--k', '20', cwd=tmp_path)
     assert code == 0, err
     res = json.loads((tmp_path/'gaussian'/'evaluation.json').read_text())
     assert res['nll'] < -res['elbo'] + 5 and res['active_units'] <= 3
     assert res['nll_n'] == 1000 and res['nll_k'] == 20
-    code, out, err = vae_nb('evaluate', tmp_path/'gaussian', '--k', '5', '--iw-n', '0', '--which', 'last', cwd=tmp_path)
+    code, out, err = cli('evaluate', tmp_path/'gaussian', '--k', '5', '--iw-n', '0', '--which', 'last', cwd=tmp_path)
     assert code == 0, err
     assert json.loads((tmp_path/'gaussian'/'evaluation.json').read_text())['nll_n'] == 2115    # every test 0 and 1
     assert {'latent_stats.png', 'covariances.png', 'traversals.png'} <= {p.name for p in (tmp_path/'gaussian'/'figures').iterdir()}
-    code, out, err = vae_nb('compare', tmp_path/'gaussian', tmp_path/'dirichlet', '--out', tmp_path/'cmp', '--k', '10', cwd=tmp_path)
+    code, out, err = cli('compare', tmp_path/'gaussian', tmp_path/'dirichlet', '--out', tmp_path/'cmp', '--k', '10', cwd=tmp_path)
     assert code == 0, err
     assert {'comparison.csv', 'comparison.md', 'comparison.png'} <= {p.name for p in (tmp_path/'cmp').iterdir()}
     import pandas as pd
     table = pd.read_csv(tmp_path/'cmp'/'comparison.csv')
     assert len(table) == 2 and 'gaussian' in out and 'dirichlet' in out
-    code, _, err = vae_nb('evaluate', tmp_path/'nowhere', cwd=tmp_path)
+    code, _, err = cli('evaluate', tmp_path/'nowhere', cwd=tmp_path)
     assert code == 2 and 'not a run folder' in err
 
 def test_bench_on_a_missing_gpu_says_so(tmp_path):
     import torch
     if torch.cuda.is_available(): pytest.skip('this machine has a GPU')
-    code, _, err = vae_nb('bench', '--device', 'cuda', '--rounds', '1', '--epochs', '1', cwd=tmp_path)
+    code, _, err = cli('bench', '--device', 'cuda', '--rounds', '1', '--epochs', '1', cwd=tmp_path)
     assert code == 2 and 'torch sees no CUDA GPU' in err, err
 
 def readme_commands():
@@ -254,23 +246,23 @@ def test_the_readme_sequence_runs_from_a_clean_folder(tmp_path):
         args = shlex.split(c)[1:]
         if args[0] == 'compare':                                   # the shell would expand the glob
             args = args[:1] + [str(p.relative_to(tmp_path)) for a in args[1:] for p in sorted(tmp_path.glob(a))] + ['--k', '5', '--iw-n', '50']
-        code, out, err = vae_nb(*args, *(short if args[0] == 'train' else []), cwd=tmp_path)
+        code, out, err = cli(*args, *(short if args[0] == 'train' else []), cwd=tmp_path)
         assert code == 0, (c, err)
     assert sorted(p.parent.name for p in (tmp_path/'runs'/'quick_sweep').glob('*/config.yaml')) == ['bottleneck=cc', 'bottleneck=dirichlet', 'bottleneck=gaussian']
     assert (tmp_path/'runs'/'quick_sweep'/'comparison.md').exists()
     assert (tmp_path/'runs'/'quick'/'metrics.json').exists() and (tmp_path/'comparison'/'comparison.png').exists()
 
 def test_compare_skips_what_is_not_a_run(tmp_path):
-    assert vae_nb('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
-    code, out, err = vae_nb('compare', 'r', 'r/checkpoints', 'r/figures', '--k', '5', '--iw-n', '20', cwd=tmp_path)
+    assert cli('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
+    code, out, err = cli('compare', 'r', 'r/checkpoints', 'r/figures', '--k', '5', '--iw-n', '20', cwd=tmp_path)
     assert code == 0, err
     assert 'vae-nb: skipping r/checkpoints: not a run folder (no config.yaml)' in err and 'skipping r/figures' in err
-    code, out, err = vae_nb('compare', 'r/checkpoints', cwd=tmp_path)
+    code, out, err = cli('compare', 'r/checkpoints', cwd=tmp_path)
     assert code == 2 and 'none of r/checkpoints is a run folder' in err, err
 
 def test_commands_print_nothing_on_stderr_and_importing_vae_nb_leaves_the_warning_filters_alone():
     "fastai's import-time FutureWarning (torch.jit.script is deprecated) is silenced around fastai's imports only: `vae-nb presets` has an empty stderr, and a user's warning filters are untouched."
-    code, out, err = vae_nb('presets')
+    code, out, err = cli_process('presets')
     assert code == 0 and 'quick' in out
     assert err == '', err
     probe = '\n'.join(['import warnings',

@@ -1,23 +1,17 @@
 """`vae-nb evaluate RUN --disentanglement` and `vae-nb compare` on tiny dSprites runs (small sample sizes), and its bad input."""
-import json, os, subprocess, sys
+import json, os
 import pandas as pd
 
-def vae_nb(*args, cwd=None):
-    "The `vae-nb` command in a fresh process: exit code, stdout, stderr."
-    env = {k: v for k, v in os.environ.items() if k != 'VAE_NB_DEBUG'}
-    env.update(MPLBACKEND='Agg')
-    cmd = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
-    r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
-    return r.returncode, r.stdout, r.stderr
+from conftest import cli
 
 TINY = ['dsprites_beta', 'dataset_kwargs.n=1200', 'epochs=1', 'quiet=true', 'latent_dim=4']
 SCORES = {'beta_vae', 'factor_vae', 'mig', 'dci_disentanglement', 'dci_completeness', 'dci_informativeness', 'sap'}
 
 def test_evaluate_disentanglement_then_compare(tmp_path):
     for beta in (1, 4):
-        code, _, err = vae_nb('train', *TINY, f'beta={beta}', f'out=b{beta}', cwd=tmp_path)
+        code, _, err = cli('train', *TINY, f'beta={beta}', f'out=b{beta}', cwd=tmp_path)
         assert code == 0, err
-    code, out, err = vae_nb('evaluate', 'b1', '--disentanglement', '--dis-scale', '0.005', '--k', '5', '--iw-n', '20', cwd=tmp_path)
+    code, out, err = cli('evaluate', 'b1', '--disentanglement', '--dis-scale', '0.005', '--k', '5', '--iw-n', '20', cwd=tmp_path)
     assert code == 0, err
     res = json.loads((tmp_path/'b1'/'disentanglement.json').read_text())
     assert set(res['scores']) == SCORES and all(0 <= v <= 1 for v in res['scores'].values())
@@ -29,16 +23,16 @@ def test_evaluate_disentanglement_then_compare(tmp_path):
     assert 'disentanglement:' in out and '"mig"' in out
     assert json.loads((tmp_path/'b1'/'evaluation.json').read_text())['disentanglement'] == res['scores']
     assert not list((tmp_path/'b1').glob('.*.tmp*'))                                          # atomic writes leave no temporary file
-    code, out, err = vae_nb('compare', 'b1', 'b4', '--out', 'cmp', '--k', '5', '--iw-n', '20', cwd=tmp_path)
+    code, out, err = cli('compare', 'b1', 'b4', '--out', 'cmp', '--k', '5', '--iw-n', '20', cwd=tmp_path)
     assert code == 0, err
     table = pd.read_csv(tmp_path/'cmp'/'comparison.csv', index_col='run')
     assert SCORES <= set(table.columns) and 'mig' in out
     assert abs(table.loc['b1', 'mig'] - res['scores']['mig']) < 1e-9 and pd.isna(table.loc['b4', 'mig'])   # b4 has no scores yet
 
 def test_disentanglement_needs_a_factor_table(tmp_path):
-    assert vae_nb('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
-    code, out, err = vae_nb('evaluate', 'r', '--disentanglement', cwd=tmp_path)
+    assert cli('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0
+    code, out, err = cli('evaluate', 'r', '--disentanglement', cwd=tmp_path)
     assert code == 2 and "vae-nb: error: dataset 'mnist' has no factor table, so no disentanglement metrics. Datasets with one: dsprites" in err, err
     assert not (tmp_path/'r'/'evaluation.json').exists()                                        # it failed before the evaluation
-    code, out, err = vae_nb('evaluate', 'r', '--disentanglement', '--dis-scale', '0', cwd=tmp_path)
+    code, out, err = cli('evaluate', 'r', '--disentanglement', '--dis-scale', '0', cwd=tmp_path)
     assert code == 2 and 'scale must be > 0' in err, err

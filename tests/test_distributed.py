@@ -6,6 +6,7 @@ import pytest, torch
 
 from vae_nb.checkpoints import load_run
 from vae_nb.evaluate import loss_parts
+from conftest import cli_process
 
 SCRIPT = '''
 import json, sys, torch
@@ -114,15 +115,15 @@ def test_error_on_one_rank_ends_every_rank(tmp_path):
     assert r.ranks == []                  # neither rank got past fit_vae
 
 def vae_nb(*args, cwd):
-    cmd = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=300)
+    "The command in a process of its own (the ranks that --nproc starts print to its stdout), in the ranks' environment."
+    return cli_process(*args, cwd=cwd, timeout=300, OMP_NUM_THREADS='1', ACCELERATE_USE_CPU='1')
 
 def test_cli_two_process_run_folder(runs, tmp_path):
     "`vae-nb train --nproc 2` writes one complete run folder (rank 0 only) that `load_run`, `vae-nb evaluate` and `vae-nb compare` read."
-    r = vae_nb('train', '--nproc', '2', 'quick', 'dataset=digits', 'arch={kind: mlp, hidden: [16]}', 'epochs=2', 'bs=32', 'max_train=300',
+    code, out, err = vae_nb('train', '--nproc', '2', 'quick', 'dataset=digits', 'arch={kind: mlp, hidden: [16]}', 'epochs=2', 'bs=32', 'max_train=300',
                'device=cpu', 'progress=false', 'viz_every=0', f'out={tmp_path/"run"}', cwd=tmp_path)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert r.stdout.count('vae-nb: training') == 1
+    assert code == 0, out[-2000:] + err[-3000:]
+    assert out.count('vae-nb: training') == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ['run']                  # no second folder from another rank
     run = tmp_path/'run'
     for f in ['config.yaml', 'history.csv', 'metrics.json', 'checkpoints/last.pt', 'checkpoints/best.pt']: assert (run/f).exists(), f
@@ -132,8 +133,8 @@ def test_cli_two_process_run_folder(runs, tmp_path):
     assert list(run.glob('figures/*.png'))
     model, dls, c = load_run(run)
     assert c.dataset == 'digits'
-    e = vae_nb('evaluate', run, '--k', 5, '--iw-n', 50, cwd=tmp_path)
-    assert e.returncode == 0, e.stderr[-3000:]
-    cmp = vae_nb('compare', run, runs[0]/'two', '--k', 5, '--iw-n', 50, '--out', tmp_path/'cmp', cwd=tmp_path)
-    assert cmp.returncode == 0, cmp.stderr[-3000:]
-    assert 'run' in cmp.stdout and 'two' in cmp.stdout
+    code, out, err = vae_nb('evaluate', run, '--k', 5, '--iw-n', 50, cwd=tmp_path)
+    assert code == 0, err[-3000:]
+    code, out, err = vae_nb('compare', run, runs[0]/'two', '--k', 5, '--iw-n', 50, '--out', tmp_path/'cmp', cwd=tmp_path)
+    assert code == 0, err[-3000:]
+    assert 'run' in out and 'two' in out

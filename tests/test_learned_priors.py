@@ -1,15 +1,10 @@
 """Learned priors (prior=mog|vamp) and the IWAE objective (iw_k) from the command line: bad input, train, evaluate, compare."""
-import json, os, subprocess, sys
+import json, os
 import pytest
 
 from vae_nb.cli import main
 
-def vae_nb(*args, cwd=None):
-    env = {k: v for k, v in os.environ.items() if k != 'VAE_NB_DEBUG'}
-    env.update(MPLBACKEND='Agg')
-    cmd = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
-    r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
-    return r.returncode, r.stdout, r.stderr
+from conftest import cli
 
 BAD = [
     (['prior=vampp'], "Unknown prior 'vampp'. Allowed: mog, vamp"),
@@ -33,19 +28,19 @@ def test_bad_input_fails_before_any_data_loads(overrides, message, tmp_path, mon
 
 def test_vamp_and_iwae_train_evaluate_and_compare(tmp_path):
     small = ['max_train=1000', 'epochs=2', 'valid_pct=0.05', 'quiet=true']
-    assert vae_nb('train', 'quick', 'prior=vamp', 'bottleneck_kwargs.components=100', *small, 'out=vamp', cwd=tmp_path)[0] == 0
-    code, _, err = vae_nb('train', 'quick', 'iw_k=5', *small, 'out=iwae', cwd=tmp_path)
+    assert cli('train', 'quick', 'prior=vamp', 'bottleneck_kwargs.components=100', *small, 'out=vamp', cwd=tmp_path)[0] == 0
+    code, _, err = cli('train', 'quick', 'iw_k=5', *small, 'out=iwae', cwd=tmp_path)
     assert code == 0, err
     assert 'manifold.png' in os.listdir(tmp_path/'vamp'/'figures')                     # a 2-D mixture prior gets its manifold figure
     header = (tmp_path/'iwae'/'history.csv').read_text().splitlines()[0].split(',')
     assert 'train_iw_bound' in header and 'valid_iw_bound' in header and 'valid_elbo' in header
     m = json.loads((tmp_path/'iwae'/'metrics.json').read_text())['test']
     assert m['loss'] == -m['iw_bound'] and m['iw_bound'] > m['elbo'] - 1, m
-    code, out, err = vae_nb('evaluate', 'vamp', '--k', '50', '--iw-n', '100', cwd=tmp_path)
+    code, out, err = cli('evaluate', 'vamp', '--k', '50', '--iw-n', '100', cwd=tmp_path)
     assert code == 0, err
     ev = json.loads((tmp_path/'vamp'/'evaluation.json').read_text())
     assert ev['prior'] == 'vamp' and ev['nll'] < -ev['elbo'] + 2 and len(ev['prior_variance']) == 2, ev
-    code, out, err = vae_nb('compare', 'vamp', 'iwae', '--k', '20', '--iw-n', '100', '--out', 'cmp', cwd=tmp_path)
+    code, out, err = cli('compare', 'vamp', 'iwae', '--k', '20', '--iw-n', '100', '--out', 'cmp', cwd=tmp_path)
     assert code == 0, err
     assert sorted(os.listdir(tmp_path/'cmp')) == ['comparison.csv', 'comparison.md', 'comparison.png']
     table = (tmp_path/'cmp'/'comparison.md').read_text()

@@ -5,15 +5,9 @@ import pandas as pd
 import pytest, torch
 
 from vae_nb.checkpoints import load_checkpoint
+from conftest import MAIN, cli, cli_env as env
 
-MAIN = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
 QUICK = ['max_train=1500', 'valid_pct=0.05', 'quiet=true']
-
-def env(): return dict(os.environ, MPLBACKEND='Agg')
-
-def vae_nb(*args, cwd, stdout=subprocess.PIPE):
-    r = subprocess.run([*MAIN, *map(str, args)], stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env(), timeout=600)
-    return r.returncode, r.stdout, r.stderr
 
 def weights(run:Path) -> dict: return load_checkpoint(run/'checkpoints'/'last.pt')['model']
 
@@ -67,7 +61,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_last_one_and_resumes(tmp_p
 @pytest.mark.parametrize('signum,schedule', [(signal.SIGINT, 'one_cycle'), (signal.SIGTERM, 'flat_cos')])
 def test_a_signal_at_a_random_moment_stops_cleanly_and_resumes_exactly(signum, schedule, tmp_path):
     args = ['train', 'quick', *QUICK, 'epochs=4', f'schedule={schedule}']
-    assert vae_nb(*args, f'out={tmp_path}/whole', cwd=tmp_path)[0] == 0
+    assert cli(*args, f'out={tmp_path}/whole', cwd=tmp_path)[0] == 0
     proc = subprocess.Popen([*MAIN, *args, f'out={tmp_path}/stopped'], cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history = tmp_path/'stopped'/'history.csv'
     epoch = -wait_for_rows(history, 1, proc) + wait_for_rows(history, 2, proc)
@@ -85,7 +79,7 @@ def test_a_signal_at_a_random_moment_stops_cleanly_and_resumes_exactly(signum, s
     assert f'after epoch {saved} of 4' in err and saved in (2, 3), (delay, err)
     assert epochs_in(history) == list(range(saved))            # the history holds exactly the saved epochs
     assert not (tmp_path/'stopped'/'metrics.json').exists()
-    code, _, err = vae_nb(*shlex.split(command)[1:], cwd=tmp_path)
+    code, _, err = cli(*shlex.split(command)[1:], cwd=tmp_path)
     assert code == 0, err
     assert_same_weights(tmp_path/'stopped', tmp_path/'whole')
     assert epochs_in(history) == [0, 1, 2, 3]
@@ -108,7 +102,8 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
 
 def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path):
     with open(tmp_path/'log', 'w') as log:
-        code, _, err = vae_nb('train', 'quick', 'max_train=1000', 'valid_pct=0.05', 'epochs=3', f'out={tmp_path}/run', cwd=tmp_path, stdout=log)
+        r = subprocess.run([*MAIN, 'train', 'quick', 'max_train=1000', 'valid_pct=0.05', 'epochs=3', f'out={tmp_path}/run'], stdout=log, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env(), timeout=600)
+    code, err = r.returncode, r.stderr
     assert code == 0, err
     text = (tmp_path/'log').read_bytes().decode()      # bytes: read_text would turn carriage returns into newlines
     assert '\r' not in text
@@ -120,28 +115,28 @@ def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path):
 
 def test_resume_continues_the_same_run_folder(tmp_path):
     run = tmp_path/'r'
-    assert vae_nb('train', 'quick', *QUICK, 'epochs=1', f'out={run}', cwd=tmp_path)[0] == 0
-    code, _, err = vae_nb('train', 'quick', *QUICK, 'epochs=2', f'out={run}', f'resume={run}/checkpoints/last.pt', cwd=tmp_path)
+    assert cli('train', 'quick', *QUICK, 'epochs=1', f'out={run}', cwd=tmp_path)[0] == 0
+    code, _, err = cli('train', 'quick', *QUICK, 'epochs=2', f'out={run}', f'resume={run}/checkpoints/last.pt', cwd=tmp_path)
     assert code == 0, err
-    code, _, err = vae_nb('train', '--resume', run, 'epochs=3', cwd=tmp_path)
+    code, _, err = cli('train', '--resume', run, 'epochs=3', cwd=tmp_path)
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ['r']            # no r-2
     h = pd.read_csv(run/'history.csv')
     assert list(h.epoch) == [0, 1, 2] and h.valid_elbo.dtype == float
     assert json.loads((run/'metrics.json').read_text())['epochs_run'] == 3
-    code, _, err = vae_nb('evaluate', run, '--k', '5', '--iw-n', '100', cwd=tmp_path)
+    code, _, err = cli('evaluate', run, '--k', '5', '--iw-n', '100', cwd=tmp_path)
     assert code == 0, err
     assert (run/'figures'/'history.png').exists() and (run/'evaluation.json').exists()
-    code, _, err = vae_nb('train', '--resume', run, 'latent_dim=3', cwd=tmp_path)
+    code, _, err = cli('train', '--resume', run, 'latent_dim=3', cwd=tmp_path)
     assert code == 2 and 'latent_dim cannot change' in err, err
-    code, _, err = vae_nb('train', '--resume', tmp_path/'nowhere', cwd=tmp_path)
+    code, _, err = cli('train', '--resume', tmp_path/'nowhere', cwd=tmp_path)
     assert code == 2 and 'is not a run folder' in err, err
 
 def test_a_run_folder_is_never_overwritten(tmp_path):
     run = tmp_path/'r'
-    assert vae_nb('train', 'quick', *QUICK, 'epochs=1', f'out={run}', cwd=tmp_path)[0] == 0
+    assert cli('train', 'quick', *QUICK, 'epochs=1', f'out={run}', cwd=tmp_path)[0] == 0
     before = {p.relative_to(run): p.read_bytes() for p in run.rglob('*') if p.is_file()}
-    assert vae_nb('train', 'quick', *QUICK, 'epochs=1', 'seed=1', f'out={run}', cwd=tmp_path)[0] == 0
+    assert cli('train', 'quick', *QUICK, 'epochs=1', 'seed=1', f'out={run}', cwd=tmp_path)[0] == 0
     assert {p.relative_to(run): p.read_bytes() for p in run.rglob('*') if p.is_file()} == before
     assert (tmp_path/'r-2'/'metrics.json').exists()
 

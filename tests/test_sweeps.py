@@ -5,16 +5,9 @@ import pandas as pd
 import pytest
 
 from vae_nb.sweeps import cores
+from conftest import MAIN, OFFLINE, cli, cli_env as env
 
-MAIN = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
 TINY = ['dataset=digits', 'bs=64', 'quiet=true', 'device=cpu']
-OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}  # downloads fail at once
-
-def env(**extra): return {**{k: v for k, v in os.environ.items() if k != 'VAE_NB_DEBUG'}, 'MPLBACKEND': 'Agg', **extra}
-
-def vae_nb(*args, cwd, **extra):
-    r = subprocess.run([*MAIN, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env(**extra), timeout=600)
-    return r.returncode, r.stdout, r.stderr
 
 def last(err:str) -> str:
     "The error line a failed command ends with (checked: one `vae-nb: error:` line, no traceback)."
@@ -53,7 +46,7 @@ def kill_when_training(proc, sweep:Path, label:str, signum, epochs_done:int=2, t
 
 def test_local_sweep_runs_in_parallel_skips_finished_runs_and_groups_seeds(tmp_path):
     args = ['train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'seed=0,1', 'epochs=1', 'out=sw', '--launcher', 'local', '--jobs', '2', '--compare-k', '10', '--compare-n', '100']
-    code, out, err = vae_nb(*args, cwd=tmp_path)
+    code, out, err = cli(*args, cwd=tmp_path)
     assert code == 0, err
     sweep = tmp_path/'sw'
     labels = ['latent_dim=2-seed=0', 'latent_dim=2-seed=1', 'latent_dim=3-seed=0', 'latent_dim=3-seed=1']
@@ -72,7 +65,7 @@ def test_local_sweep_runs_in_parallel_skips_finished_runs_and_groups_seeds(tmp_p
     assert json.loads((sweep/'comparison_seeds.json').read_text())['latent_dim=3']['n'] == 2
     assert (sweep/'comparison.png').exists() and '±' in out
     before = stamps(sweep)
-    code, out, err = vae_nb(*args, cwd=tmp_path)                                       # the same command again
+    code, out, err = cli(*args, cwd=tmp_path)                                       # the same command again
     assert code == 0, err
     assert 'vae-nb: sweep sw: 4 jobs, 4 done before, 0 to run (local)' in out, out
     assert stamps(sweep) == before and not (tmp_path/'sw-2').exists()
@@ -91,7 +84,7 @@ def test_local_sweep_resumes_a_job_stopped_by_sigterm(tmp_path):
     assert 2 <= len(saved) < 25 and not (sweep/'latent_dim=2'/'metrics.json').exists()
     mark_first_epoch(sweep/'latent_dim=2'/'history.csv')
     before = stamps(sweep)
-    code, out, err = vae_nb(*args, cwd=tmp_path)
+    code, out, err = cli(*args, cwd=tmp_path)
     assert code == 0, err
     assert '2 jobs, 1 done before, 1 to run' in out
     assert pd.read_csv(sweep/'latent_dim=2'/'history.csv').time[0] == 'kept'                 # resumed, not restarted
@@ -120,7 +113,7 @@ def test_submitit_local_sweep_reports_a_failing_job_and_resumes_a_killed_one(tmp
     killed_at = len(pd.read_csv(sweep/digits/'history.csv'))
     assert 2 <= killed_at < 25 and not (sweep/'comparison.csv').exists()
     mark_first_epoch(sweep/digits/'history.csv')
-    code, out, err = vae_nb(*args, cwd=tmp_path, VAE_NB_DATA=str(empty), **OFFLINE)                 # MNIST still missing: it fails again
+    code, out, err = cli(*args, cwd=tmp_path, VAE_NB_DATA=str(empty), **OFFLINE)                 # MNIST still missing: it fails again
     assert code == 1 and '2 jobs, 0 done before, 2 to run (submitit)' in out, (out, err)
     assert statuses(sweep) == {digits: 'done', mnist: 'failed'} and job(sweep, digits)['resumed'] is True
     assert pd.read_csv(sweep/digits/'history.csv').epoch.tolist() == list(range(25))
@@ -128,15 +121,15 @@ def test_submitit_local_sweep_reports_a_failing_job_and_resumes_a_killed_one(tmp
     assert pd.read_csv(sweep/'comparison.csv', index_col='run').index.tolist() == [digits]       # the table of what finished
 
 def test_sweep_bad_input_is_one_line_before_any_job(tmp_path):
-    code, out, err = vae_nb('train', '-m', 'quick', *TINY, 'latent_dim=2,0', 'out=sw', '--launcher', 'local', cwd=tmp_path)
+    code, out, err = cli('train', '-m', 'quick', *TINY, 'latent_dim=2,0', 'out=sw', '--launcher', 'local', cwd=tmp_path)
     assert code == 2 and last(err) == 'vae-nb: error: latent_dim must be >= 1, got 0', err
-    code, out, err = vae_nb('train', 'quick', *TINY, 'latent_dim=2,3', cwd=tmp_path)
+    code, out, err = cli('train', 'quick', *TINY, 'latent_dim=2,3', cwd=tmp_path)
     assert code == 2 and last(err) == ("vae-nb: error: Override 'latent_dim=2,3' has several values: add -m to sweep them (one run each), "
                                          "or quote a value that holds a comma (key='a,b')"), err
-    code, out, err = vae_nb('train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad', '--launcher', 'local', '--nproc', '2', cwd=tmp_path)
+    code, out, err = cli('train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad', '--launcher', 'local', '--nproc', '2', cwd=tmp_path)
     assert code == 2 and 'only with --launcher sequential' in err, err
     (tmp_path/'opts.yaml').write_text('foo: 1\n')
-    code, out, err = vae_nb('train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad2', '--launcher', 'submitit', '--submitit-yaml', 'opts.yaml', cwd=tmp_path)
+    code, out, err = cli('train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad2', '--launcher', 'submitit', '--submitit-yaml', 'opts.yaml', cwd=tmp_path)
     assert code == 2 and last(err) == "vae-nb: error: submitit parameters: Parameter 'foo' need to be prefixed by an executor name.", err
     no_submitit = [sys.executable, '-c', "import sys; sys.modules['submitit'] = None; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))"]
     r = subprocess.run([*no_submitit, 'train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad3', '--launcher', 'submitit'], capture_output=True, text=True, cwd=tmp_path, env=env())
