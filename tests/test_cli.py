@@ -1,5 +1,5 @@
 """The `vae-nb` command as a user runs it: presets, overrides, bad input, training into a run folder, resume."""
-import json, shutil, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pytest, yaml
 
