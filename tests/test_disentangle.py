@@ -28,6 +28,22 @@ def test_evaluate_disentanglement_then_compare(tmp_path):
     table = pd.read_csv(tmp_path/'cmp'/'comparison.csv', index_col='run')
     assert SCORES <= set(table.columns) and 'mig' in out
     assert abs(table.loc['b1', 'mig'] - res['scores']['mig']) < 1e-9 and pd.isna(table.loc['b4', 'mig'])   # b4 has no scores yet
+    code, out, err = cli('evaluate', 'b4', '--disentanglement', '--dis-scale', '0.005', '--dci-regressor', 'lasso', '--k', '5', '--iw-n', '20', cwd=tmp_path)
+    assert code == 0, err
+    lasso = json.loads((tmp_path/'b4'/'disentanglement.json').read_text())
+    assert lasso['settings']['dci'] == dict(n_train=50, n_test=25, regressor='lasso', seed=0) and 0 <= lasso['scores']['dci_disentanglement'] <= 1
+    code, out, err = cli('evaluate', 'b4', '--disentanglement', '--dci-regressor', 'ridge', cwd=tmp_path)
+    assert code == 2 and "invalid choice: 'ridge'" in err, err
+
+def test_dsprites_objective_presets_train_and_log(tmp_path):
+    "The β-TCVAE, FactorVAE and capacity presets on dSprites: one tiny epoch each from the command line, with their own terms in the history."
+    logged = dict(beta_tc_dsprites={'mi', 'tc', 'dim_kl'}, factor_dsprites={'tc', 'disc_acc'}, capacity_dsprites={'capacity'})
+    for preset, columns in logged.items():
+        code, _, err = cli('train', preset, 'dataset_kwargs.n=640', 'epochs=1', 'quiet=true', f'out={preset}', cwd=tmp_path)
+        assert code == 0, err
+        history = pd.read_csv(tmp_path/preset/'history.csv')
+        assert {f'{split}_{c}' for c in columns for split in ('train', 'valid')} <= set(history.columns), (preset, list(history.columns))
+        assert history.notna().all().all(), history
 
 def test_disentanglement_needs_a_factor_table(tmp_path):
     assert cli('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r', cwd=tmp_path)[0] == 0

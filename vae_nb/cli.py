@@ -108,6 +108,7 @@ def _parser():
     e.add_argument('--disentanglement', action='store_true', help='also the disentanglement metrics (BetaVAE, FactorVAE, MIG, DCI, SAP) of a run on a dataset with a factor table (dsprites): disentanglement.json and figures/disentanglement.png')
     e.add_argument('--dis-scale', type=float, default=1., help="the metrics' sample sizes times this (1: disentanglement_lib's, about 3 million images encoded)")
     e.add_argument('--dis-jobs', type=int, default=1, help="processes for DCI's per-factor gradient-boosted trees")
+    e.add_argument('--dci-regressor', choices=['gbt', 'lasso'], help="DCI's regressor per factor: gbt (gradient-boosted trees, disentanglement_lib's and the default) or lasso (Eastwood & Williams' linear variant)")
     c = sub.add_parser('compare', help='one table and side-by-side figures for several run folders')
     c.add_argument('runs', nargs='+'); c.add_argument('--out', default='comparison'); c.add_argument('--k', type=int, default=100)
     c.add_argument('--iw-n', type=int, default=1000, help='test images for the NLL (0: all)')
@@ -155,7 +156,8 @@ def _run(args):
         from vae_nb.viz import save_run_figures
         if args.disentanglement:                     # first: a dataset without a factor table fails before the long evaluation
             from vae_nb.disentangle import disentanglement_run
-            res = disentanglement_run(args.run, which=args.which, scale=args.dis_scale, n_jobs=args.dis_jobs)
+            res = disentanglement_run(args.run, which=args.which, scale=args.dis_scale, n_jobs=args.dis_jobs,
+                                     **({'dci': {'regressor': args.dci_regressor}} if args.dci_regressor else {}))
             print('disentanglement:', json.dumps(res['scores'], indent=1))
         evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
         model, dls, _ = load_run(args.run, args.which)

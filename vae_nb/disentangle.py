@@ -7,6 +7,7 @@ Docs: https://vae-nb.github.io/vae_nb/disentangle.html.md"""
 # %% ../nbs/06b_disentangle.ipynb #07659bdf
 from __future__ import annotations
 import json, math, time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -22,10 +23,11 @@ from .beta import traversal_grid
 from .viz import prior_range
 
 # %% auto #0
-__all__ = ['DISENTANGLEMENT_SIZES', 'DISENTANGLEMENT_SCORES', 'IdentityFactors', 'encode_factors',
-           'posterior_mean_representation', 'beta_vae_points', 'beta_vae_score', 'factor_vae_votes', 'factor_vae_score',
-           'discretize', 'mutual_info_matrix', 'mig', 'dci_scores', 'dci', 'sap', 'disentanglement_settings',
-           'disentanglement_metrics', 'disentanglement_figure', 'disentanglement_run']
+__all__ = ['DCI_REGRESSORS', 'DISENTANGLEMENT_SIZES', 'DISENTANGLEMENT_SCORES', 'DSPRITES_STUDY', 'STUDY_BUDGET', 'STUDY_METRICS',
+           'IdentityFactors', 'encode_factors', 'posterior_mean_representation', 'beta_vae_points', 'beta_vae_score',
+           'factor_vae_votes', 'factor_vae_score', 'discretize', 'mutual_info_matrix', 'mig', 'dci_scores', 'dci',
+           'sap', 'disentanglement_settings', 'disentanglement_metrics', 'disentanglement_figure',
+           'disentanglement_run', 'cached_disentanglement', 'disentanglement_study']
 
 # %% ../nbs/06b_disentangle.ipynb #261bffe1
 class IdentityFactors(FactorDataset):
@@ -147,13 +149,30 @@ def _fit_gbt(z_tr, v_tr, z_te, v_te, seed):
     clf = GradientBoostingClassifier(random_state=seed).fit(z_tr, v_tr)
     return np.abs(clf.feature_importances_), clf.score(z_tr, v_tr), clf.score(z_te, v_te)
 
-def dci(data:FactorDataset, represent:Callable, n_train:int=10_000, n_test:int=5_000, seed:int=0, bs:int=4096, n_jobs:int=1) -> dict:
-    "DCI (Eastwood & Williams 2018) with gradient-boosted trees per factor (`n_jobs` factors at a time): `dci_disentanglement`, `dci_completeness`, `dci_informativeness` (mean test accuracy; `_train` too) and `importance` `(D, K)`."
+def _fit_lasso(z_tr, v_tr, z_te, v_te, seed, alpha):
+    "Eastwood & Williams' lasso variant: codes and factor standardised by the training sample, importances |w|, the test NRMSE (RMSE over the factor's standard deviation: 1 for a constant guess)."
+    from sklearn.linear_model import Lasso
+    zm, zs = z_tr.mean(0), np.where(z_tr.std(0) > 0, z_tr.std(0), 1)
+    vm, vs = v_tr.mean(), v_tr.std() or 1.
+    reg = Lasso(alpha=alpha, random_state=seed).fit((z_tr - zm) / zs, (v_tr - vm) / vs)
+    nrmse = lambda z, v: float(np.sqrt(np.mean((reg.predict((z - zm) / zs) - (v - vm) / vs)**2)))
+    return np.abs(reg.coef_), 1 - nrmse(z_tr, v_tr), 1 - nrmse(z_te, v_te)
+
+DCI_REGRESSORS = ('gbt', 'lasso')
+
+def dci(data:FactorDataset, represent:Callable, n_train:int=10_000, n_test:int=5_000, seed:int=0, bs:int=4096, n_jobs:int=1,
+        regressor:str='gbt', alpha:float=0.02) -> dict:
+    """DCI (Eastwood & Williams 2018) with one regressor per factor (`n_jobs` factors at a time): gradient-boosted trees
+    (`regressor='gbt'`, `disentanglement_lib`'s: informativeness is the mean test accuracy) or the paper's lasso
+    (`'lasso'`, penalty `alpha` on standardised codes and factors: informativeness is 1 − the mean test NRMSE).
+    `dci_disentanglement`, `dci_completeness`, `dci_informativeness` (`_train` too) and `importance` `(D, K)`."""
     from joblib import Parallel, delayed
+    if regressor not in DCI_REGRESSORS: raise ValueError(f"DCI regressor must be one of {', '.join(DCI_REGRESSORS)}, got {regressor!r}")
     rng = np.random.default_rng(seed)
     f_tr, f_te = data.sample_factors(n_train, rng), data.sample_factors(n_test, rng)
     z_tr, z_te = encode_factors(data, represent, f_tr, bs), encode_factors(data, represent, f_te, bs)
-    fits = Parallel(n_jobs=n_jobs)(delayed(_fit_gbt)(z_tr, f_tr[:, k], z_te, f_te[:, k], seed) for k in range(data.n_factors))
+    fit = _fit_gbt if regressor == 'gbt' else partial(_fit_lasso, alpha=alpha)
+    fits = Parallel(n_jobs=n_jobs)(delayed(fit)(z_tr, f_tr[:, k], z_te, f_te[:, k], seed) for k in range(data.n_factors))
     R = np.stack([r for r, _, _ in fits], 1)
     d, c = dci_scores(R)
     return dict(dci_disentanglement=d, dci_completeness=c, dci_informativeness=float(np.mean([a for _, _, a in fits])),
@@ -189,6 +208,8 @@ def disentanglement_settings(scale:float=1., **overrides) -> dict:
     if bad: raise ValueError(f"unknown metric(s) {sorted(bad)}. Allowed: {', '.join(DISENTANGLEMENT_SIZES)}")
     out = {m: {k: max(2, round(v * scale)) if k in _SCALED else v for k, v in kw.items()} for m, kw in DISENTANGLEMENT_SIZES.items()}
     for m, kw in overrides.items(): out[m].update(kw)
+    if out['dci'].get('regressor', 'gbt') not in DCI_REGRESSORS:
+        raise ValueError(f"DCI regressor must be one of {', '.join(DCI_REGRESSORS)}, got {out['dci']['regressor']!r}")
     return out
 
 def disentanglement_metrics(data:FactorDataset, represent:Callable, scale:float=1., seed:int=0, bs:int=4096, n_jobs:int=1,
@@ -253,3 +274,38 @@ def disentanglement_run(folder:str|Path, which:str='best', scale:float=1., seed:
         fig = disentanglement_figure(model, data, res)
         atomic_write(folder/'figures'/'disentanglement.png', lambda p: fig.savefig(p, dpi=80)); plt.close(fig)
     return res
+
+# %% ../nbs/06b_disentangle.ipynb #648d01ee
+DSPRITES_STUDY = dict(beta1=('dsprites_beta', dict(beta=1.)), beta4=('dsprites_beta', dict(beta=4.)),
+                      beta16=('dsprites_beta', dict(beta=16.)), beta_tc=('beta_tc_dsprites', {}),
+                      factor=('factor_dsprites', {}), capacity=('capacity_dsprites', {}))
+STUDY_BUDGET = dict(dataset_kwargs={'n': 80_000}, epochs=4, lr=5e-4, checkpoint_every=0)
+STUDY_METRICS = dict(scale=0.1, mig=dict(n=10_000), dci=dict(n_train=10_000, n_test=5_000), sap=dict(n_train=10_000, n_test=5_000))
+
+def cached_disentanglement(folder:str|Path, which:str='last', scale:float=1., seed:int=0, **overrides) -> dict:
+    "The run's `disentanglement.json` if it was made from checkpoint `which` with these settings; else `disentanglement_run` now (which writes it)."
+    path = Path(folder)/'disentanglement.json'
+    want = {m: dict(kw, seed=seed) for m, kw in disentanglement_settings(scale, **overrides).items()}
+    if path.exists():
+        res = json.loads(path.read_text())
+        if res.get('checkpoint') == which and res.get('settings') == want: return res
+    return disentanglement_run(folder, which, scale, seed, **overrides)
+
+def disentanglement_study(entries:dict=DSPRITES_STUDY, seeds=(0, 1), budget:dict=STUDY_BUDGET, metrics:dict=STUDY_METRICS,
+                          names=None, runs:str|Path|None=None, only_finished:bool=False):
+    "One row per run of `entries` (name: preset and overrides) × `seeds` under `budget`, scored with `metrics` (`cached_disentanglement` of the last checkpoint); runs in `runs` (default: `$VAE_NB_RUNS` or `runs`), trained if missing (`only_finished`: skipped)."
+    import os
+    import pandas as pd
+    from vae_nb.benchmarks import long_run
+    disentanglement_settings(**metrics)                            # bad settings: an error before any training
+    runs = Path(runs or os.environ.get('VAE_NB_RUNS', 'runs'))
+    rows = []
+    for name, (preset, extra) in entries.items():
+        if names is not None and name not in names: continue
+        for seed in seeds:
+            folder = runs/f'dsprites_{name}_s{seed}'
+            if only_finished and not (folder/'metrics.json').exists(): continue
+            long_run(folder, preset, **{**budget, **extra, 'seed': seed})
+            res, m = cached_disentanglement(folder, 'last', **metrics), json.loads((folder/'metrics.json').read_text())
+            rows.append(dict(model=name, seed=seed, **res['scores'], kl=m['test']['kl'], recon=m['test']['recon'], train_s=m['train_seconds']))
+    return pd.DataFrame(rows)
