@@ -126,11 +126,13 @@ def report(df) -> str:
 
 # %% ../nbs/10_benchmarks.ipynb #4c10ba44
 def long_run(folder:str|Path, preset:str, **overrides) -> Path:
-    "Run folder `folder`, trained from `preset` plus `overrides` unless it already holds a finished run (`metrics.json`)."
+    "Run folder `folder`, trained from `preset` plus `overrides` unless it already holds a finished run (`metrics.json`); one stopped after an epoch (a kill, Ctrl-C) continues from its `last.pt`."
     from vae_nb.config import load_preset
     from vae_nb.train import fit_vae
     folder = Path(folder)
-    if not (folder/'metrics.json').exists(): fit_vae(**{**load_preset(preset), **overrides, 'out': folder, 'quiet': True})
+    if (folder/'metrics.json').exists(): return folder
+    last = folder/'checkpoints'/'last.pt'
+    fit_vae(**{**load_preset(preset), **overrides, 'out': folder, 'quiet': True, **({'resume': last} if last.exists() else {})})
     return folder
 
 def cached_evaluation(folder:str|Path, k:int=1000, iw_n:int|None=1000, which:str='best') -> dict:

@@ -280,7 +280,7 @@ DSPRITES_STUDY = dict(beta1=('dsprites_beta', dict(beta=1.)), beta4=('dsprites_b
                       beta16=('dsprites_beta', dict(beta=16.)), beta_tc=('beta_tc_dsprites', {}),
                       factor=('factor_dsprites', {}), capacity=('capacity_dsprites', {}))
 STUDY_BUDGET = dict(dataset_kwargs={'n': 80_000}, epochs=4, lr=5e-4, checkpoint_every=0)
-STUDY_METRICS = dict(scale=0.1, mig=dict(n=10_000), dci=dict(n_train=10_000, n_test=5_000), sap=dict(n_train=10_000, n_test=5_000))
+STUDY_METRICS = dict(scale=0.1, mig=dict(n=10_000), dci=dict(n_train=2_000, n_test=1_000), sap=dict(n_train=10_000, n_test=5_000))
 
 def cached_disentanglement(folder:str|Path, which:str='last', scale:float=1., seed:int=0, **overrides) -> dict:
     "The run's `disentanglement.json` if it was made from checkpoint `which` with these settings; else `disentanglement_run` now (which writes it)."

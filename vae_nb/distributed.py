@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/distributed.html.md"""
 
 # %% ../nbs/04e_distributed.ipynb #ddd3051f
 from __future__ import annotations
-import atexit, datetime, os, shutil, subprocess, sys, warnings
+import atexit, datetime, os, subprocess, sys, warnings
 
 import torch
 import torch.distributed as dist
@@ -161,10 +161,13 @@ def parallel_callbacks(c:VAEConfig) -> list:
     return ([DataParallel()] if world_size() > 1 else []) + ([Autocast(c.precision)] if c.precision != '32' else [])
 
 # %% ../nbs/04e_distributed.ipynb #d5a61ef5
+_RANK_MAIN = 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))'   # python -c CODE ARGS: sys.argv[1:] is ARGS
+
 def launch_command(nproc:int, args:list) -> list:
-    "The torchrun command that runs `vae-nb` with `args` on `nproc` local processes (standalone rendezvous)."
+    "The torchrun command that runs `vae-nb` with `args` on `nproc` local processes (standalone rendezvous): each rank is this Python calling `vae_nb.cli.main`, so it needs no `vae-nb` on the PATH (an unactivated venv, a checkout on PYTHONPATH)."
     if nproc < 1: raise ValueError(f"--nproc must be >= 1, got {nproc}")
-    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '--no-python', shutil.which('vae-nb') or 'vae-nb', *args]
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '--no-python',
+            sys.executable, '-c', _RANK_MAIN, *args]
 
 def launch_local(nproc:int, args:list) -> int:
     "Run `vae-nb` with `args` on `nproc` local processes (`launch_command`); returns torchrun's exit code."

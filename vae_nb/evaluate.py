@@ -28,8 +28,8 @@ __all__ = ['COMPARE_COLUMNS', 'SAME_EXPERIMENT', 'DESCRIBE_COLUMNS', 'METRIC_COL
            'log_weight_chunks', 'log_weights', 'iw_log_px', 'iw_bounds', 'test_dl', 'loss_parts', 'elbo_parts',
            'subset_dl', 'iw_nll', 'latent_means', 'kl_groups', 'unit_activity', 'prior_variance', 'activity_threshold',
            'count_active', 'active_units', 'recon_errors', 'latent_probe', 'evaluate', 'evaluate_run', 'write_table',
-           'seed_groups', 'has_repeats', 'group_seeds', 'seed_markdown', 'write_seed_table', 'compare',
-           'compare_figure', 'evaluate_command', 'run_folders', 'compare_command']
+           'seed_groups', 'has_repeats', 'grouped_metrics', 'group_seeds', 'seed_markdown', 'write_seed_table',
+           'compare', 'compare_figure', 'evaluate_command', 'run_folders', 'compare_command']
 
 # %% ../nbs/06_evaluate.ipynb #73dfc158
 def chunked_logsumexp(chunks) -> torch.Tensor:
@@ -284,14 +284,19 @@ def has_repeats(table:pd.DataFrame) -> bool:
     if 'results' not in table.attrs: return False
     return any(len(r) > 1 for r in seed_groups(table).values())
 
+def grouped_metrics(g:pd.DataFrame) -> list:
+    "The metrics of a `group_seeds` table, in its order (those with `<metric>_mean` columns)."
+    return [c[:-len('_mean')] for c in g.columns if c.endswith('_mean')]
+
 def group_seeds(table:pd.DataFrame) -> pd.DataFrame:
-    "One row per group of `seed_groups(table)`: its describing columns, `n`, its seeds, and every metric's mean and sample standard deviation (`<metric>_mean`, `<metric>_sd`)."
+    "One row per group of `seed_groups(table)`: its describing columns, `n`, its seeds, and the mean and sample standard deviation (`<metric>_mean`, `<metric>_sd`) of every metric: `METRIC_COLUMNS`, then the table's other columns (a run's disentanglement scores, chapter 06b)."
     groups, rows = seed_groups(table), []
+    metrics = METRIC_COLUMNS + [c for c in table.columns if c not in COMPARE_COLUMNS]
     for runs in groups.values():
         t = table.loc[runs]
         row = {c: t[c].iloc[0] for c in DESCRIBE_COLUMNS if c in t}
         row.update(n=len(runs), seeds=' '.join(map(str, t['seed'])))
-        for m in METRIC_COLUMNS:
+        for m in metrics:
             v = pd.to_numeric(t[m], errors='coerce').astype(float)
             row[f'{m}_mean'], row[f'{m}_sd'] = v.mean(), v.std(ddof=1)
         rows.append(row)
@@ -303,7 +308,7 @@ def seed_markdown(g:pd.DataFrame, floatfmt:str='.3f') -> str:
     "The table of `group_seeds` in Markdown: each metric as 'mean ± sd' (the mean alone for one run)."
     def pm(m, s): return 'nan' if math.isnan(m) else f"{m:{floatfmt}}" + ('' if math.isnan(s) else f" ± {s:{floatfmt}}")
     cols = {c: g[c] for c in (*DESCRIBE_COLUMNS, 'n', 'seeds') if c in g}
-    cols.update({m: [pm(a, b) for a, b in zip(g[f'{m}_mean'], g[f'{m}_sd'])] for m in METRIC_COLUMNS if f'{m}_mean' in g and g[f'{m}_mean'].notna().any()})
+    cols.update({m: [pm(a, b) for a, b in zip(g[f'{m}_mean'], g[f'{m}_sd'])] for m in grouped_metrics(g) if g[f'{m}_mean'].notna().any()})
     return pd.DataFrame(cols, index=g.index).to_markdown(floatfmt=floatfmt, colalign=['left'] * (len(cols) + 1))
 
 def write_seed_table(g:pd.DataFrame, out:str|Path) -> list:
@@ -313,7 +318,7 @@ def write_seed_table(g:pd.DataFrame, out:str|Path) -> list:
     base.parent.mkdir(parents=True, exist_ok=True)
     def nan_none(x): return None if isinstance(x, float) and math.isnan(x) else x
     rec = {name: {**{c: nan_none(r[c].item() if hasattr(r[c], 'item') else r[c]) for c in (*DESCRIBE_COLUMNS, 'n', 'seeds') if c in r},
-                  'runs': g.attrs['runs'][name], **{m: {'mean': nan_none(float(r[f'{m}_mean'])), 'sd': nan_none(float(r[f'{m}_sd']))} for m in METRIC_COLUMNS}}
+                  'runs': g.attrs['runs'][name], **{m: {'mean': nan_none(float(r[f'{m}_mean'])), 'sd': nan_none(float(r[f'{m}_sd']))} for m in grouped_metrics(g)}}
            for name, r in g.iterrows()}
     paths = [base.with_suffix(s) for s in ('.csv', '.md', '.json')]
     atomic_write(paths[0], g.to_csv)
