@@ -1,9 +1,7 @@
 """What the tests share: the `vae-nb` command, run in this process (`cli`: fast, no second import of torch and fastai)
 or in a process of its own (`cli_process`: for what only a process shows: signals, the exit status of the script,
 what is printed while importing, several processes)."""
-import contextlib, io, os, subprocess, sys
-
-import torch
+import os, subprocess, sys
 
 MAIN = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
 OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}  # downloads fail at once
@@ -21,21 +19,7 @@ def cli_process(*args, cwd=None, data=None, timeout=900, **env) -> tuple:
     return r.returncode, r.stdout, r.stderr
 
 def cli(*args, cwd=None, data=None, **env) -> tuple:
-    """`vae-nb ARGS` in this process, as `cli_process` would run it: in `cwd`, in the environment of `cli_env`, with
-    stdout and stderr of its own; (exit status, stdout, stderr). The directory, the environment and torch's thread
-    count are restored after."""
-    from vae_nb.cli import main
-    saved_env, saved_cwd, saved_threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        new_env = cli_env(data, **env)
-        os.environ.clear(); os.environ.update(new_env)
-        if cwd is not None: os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try: code = main(list(map(str, args)))
-            except SystemExit as e: code = e.code if isinstance(e.code, int) else 1   # argparse's own errors exit 2
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear(); os.environ.update(saved_env)
-        torch.set_num_threads(saved_threads)
-    return code, out.getvalue(), err.getvalue()
+    """`vae-nb ARGS` in this process, as `cli_process` would run it (`vae_nb.cli.run_main`: in `cwd`, in the environment
+    of `cli_env`, with stdout and stderr of its own; everything restored after): (exit status, stdout, stderr)."""
+    from vae_nb.cli import run_main
+    return run_main(*args, cwd=cwd, env=cli_env(data, **env))

@@ -16,7 +16,8 @@ from .config import VAEConfig, as_plain, check_config, list_presets, load_preset
 from .callbacks import Interrupted
 
 # %% auto #0
-__all__ = ['fresh_folder', 'resume_config', 'preset_config', 'train_run', 'train_command', 'SweepFailed', 'error_line', 'main']
+__all__ = ['fresh_folder', 'resume_config', 'preset_config', 'train_run', 'train_command', 'SweepFailed', 'error_line', 'main',
+           'run_main']
 
 # %% ../nbs/09_cli.ipynb #22211c64
 def fresh_folder(path:str|Path) -> Path:
@@ -192,3 +193,22 @@ def main(argv:list|None=None) -> int:
 def _exit_on_next_signal():
     "After an interrupt, another Ctrl-C or SIGTERM (while Python shuts down) ends the process at once, without a traceback."
     for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, lambda signum, frame: os._exit(128 + signum))
+
+# %% ../nbs/09_cli.ipynb #c5581324
+def run_main(*args, cwd:str|Path|None=None, env:dict|None=None) -> tuple:
+    """`vae-nb ARGS` in this process: `main` in folder `cwd` with environment `env` (default: this one), its stdout and
+    stderr captured; `(exit status, stdout, stderr)`. The folder, the environment, torch's thread count and matplotlib's
+    backend are restored after."""
+    import contextlib, io, torch
+    saved = dict(os.environ), os.getcwd(), torch.get_num_threads(), matplotlib.get_backend()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        if env is not None: os.environ.clear(); os.environ.update(env)
+        if cwd is not None: os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try: code = main([str(a) for a in args])
+            except SystemExit as e: code = e.code if isinstance(e.code, int) else 1   # argparse's own errors exit 2
+    finally:
+        os.environ.clear(); os.environ.update(saved[0])
+        os.chdir(saved[1]); torch.set_num_threads(saved[2]); matplotlib.use(saved[3])
+    return code, out.getvalue(), err.getvalue()
