@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/disentangle.html.md"""
 
 # %% ../nbs/06b_disentangle.ipynb #07659bdf
 from __future__ import annotations
-import json, math, time
+import contextlib, json, math, time, warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -144,9 +144,16 @@ def dci_scores(R:np.ndarray) -> tuple:
     com = _one_minus_entropy(R.T, D) if D > 1 else np.ones(K)
     return float(dis @ R.sum(1) / R.sum()), float(com @ R.sum(0) / R.sum())
 
+@contextlib.contextmanager
+def _factor_classes():
+    "sklearn's warning that a target with many distinct values may be a regression target, silenced: a factor's values are classes by construction, however small the sample."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='The number of unique classes is greater than 50%', category=UserWarning)
+        yield
+
 def _fit_gbt(z_tr, v_tr, z_te, v_te, seed):
     from sklearn.ensemble import GradientBoostingClassifier
-    clf = GradientBoostingClassifier(random_state=seed).fit(z_tr, v_tr)
+    with _factor_classes(): clf = GradientBoostingClassifier(random_state=seed).fit(z_tr, v_tr)
     return np.abs(clf.feature_importances_), clf.score(z_tr, v_tr), clf.score(z_te, v_te)
 
 def _fit_lasso(z_tr, v_tr, z_te, v_te, seed, alpha):
@@ -185,8 +192,9 @@ def sap(data:FactorDataset, represent:Callable, n_train:int=10_000, n_test:int=5
     rng = np.random.default_rng(seed)
     f_tr, f_te = data.sample_factors(n_train, rng), data.sample_factors(n_test, rng)
     z_tr, z_te = encode_factors(data, represent, f_tr, bs), encode_factors(data, represent, f_te, bs)
-    S = np.array([[LinearSVC(C=0.01, class_weight='balanced').fit(z_tr[:, [d]], f_tr[:, k]).score(z_te[:, [d]], f_te[:, k])
-                   for k in range(data.n_factors)] for d in range(z_tr.shape[1])])
+    with _factor_classes():
+        S = np.array([[LinearSVC(C=0.01, class_weight='balanced').fit(z_tr[:, [d]], f_tr[:, k]).score(z_te[:, [d]], f_te[:, k])
+                       for k in range(data.n_factors)] for d in range(z_tr.shape[1])])
     gaps = _top_gap(S)
     return dict(sap=float(gaps.mean()), sap_factors=gaps.tolist(), sap_matrix=S.tolist())
 
