@@ -161,11 +161,14 @@ def _fit_lasso(z_tr, v_tr, z_te, v_te, seed, alpha):
     from sklearn.linear_model import Lasso
     zm, zs = z_tr.mean(0), np.where(z_tr.std(0) > 0, z_tr.std(0), 1)
     vm, vs = v_tr.mean(), v_tr.std() or 1.
-    reg = Lasso(alpha=alpha, random_state=seed).fit((z_tr - zm) / zs, (v_tr - vm) / vs)
+    reg = Lasso(alpha=alpha).fit((z_tr - zm) / zs, (v_tr - vm) / vs)
     nrmse = lambda z, v: float(np.sqrt(np.mean((reg.predict((z - zm) / zs) - (v - vm) / vs)**2)))
     return np.abs(reg.coef_), 1 - nrmse(z_tr, v_tr), 1 - nrmse(z_te, v_te)
 
 DCI_REGRESSORS = ('gbt', 'lasso')
+
+def _check_regressor(name:str):
+    if name not in DCI_REGRESSORS: raise ValueError(f"DCI regressor must be one of {', '.join(DCI_REGRESSORS)}, got {name!r}")
 
 def dci(data:FactorDataset, represent:Callable, n_train:int=10_000, n_test:int=5_000, seed:int=0, bs:int=4096, n_jobs:int=1,
         regressor:str='gbt', alpha:float=0.02) -> dict:
@@ -174,7 +177,7 @@ def dci(data:FactorDataset, represent:Callable, n_train:int=10_000, n_test:int=5
     (`'lasso'`, penalty `alpha` on standardised codes and factors: informativeness is 1 − the mean test NRMSE).
     `dci_disentanglement`, `dci_completeness`, `dci_informativeness` (`_train` too) and `importance` `(D, K)`."""
     from joblib import Parallel, delayed
-    if regressor not in DCI_REGRESSORS: raise ValueError(f"DCI regressor must be one of {', '.join(DCI_REGRESSORS)}, got {regressor!r}")
+    _check_regressor(regressor)
     rng = np.random.default_rng(seed)
     f_tr, f_te = data.sample_factors(n_train, rng), data.sample_factors(n_test, rng)
     z_tr, z_te = encode_factors(data, represent, f_tr, bs), encode_factors(data, represent, f_te, bs)
@@ -216,8 +219,7 @@ def disentanglement_settings(scale:float=1., **overrides) -> dict:
     if bad: raise ValueError(f"unknown metric(s) {sorted(bad)}. Allowed: {', '.join(DISENTANGLEMENT_SIZES)}")
     out = {m: {k: max(2, round(v * scale)) if k in _SCALED else v for k, v in kw.items()} for m, kw in DISENTANGLEMENT_SIZES.items()}
     for m, kw in overrides.items(): out[m].update(kw)
-    if out['dci'].get('regressor', 'gbt') not in DCI_REGRESSORS:
-        raise ValueError(f"DCI regressor must be one of {', '.join(DCI_REGRESSORS)}, got {out['dci']['regressor']!r}")
+    _check_regressor(out['dci'].get('regressor', 'gbt'))
     return out
 
 def disentanglement_metrics(data:FactorDataset, represent:Callable, scale:float=1., seed:int=0, bs:int=4096, n_jobs:int=1,
