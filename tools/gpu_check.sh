@@ -6,14 +6,21 @@
 #      `vae-nb evaluate` of one run and `vae-nb compare` of all of them;
 #   2. the notebooks' `#| gpu` cells (`nbdev-test --flags gpu` on the notebooks that have them, only those);
 #   3. `vae-nb bench --device cuda`, and one epoch of the quick preset in fp32 and in bf16 (seconds of each);
-#   4. the nll_dynamic_mnist preset trained to the end and scored with k = 5000 on all 10 000 test images.
+#   4. the nll_dynamic_mnist preset trained to the end and scored with k = 5000 on all 10 000 test images;
+#   5. only when asked for (--steps repro: hours, even on a GPU), the published rows at the papers' budgets, each a
+#      sweep of many jobs at once on the one card (the local launcher, --jobs $REPRO_JOBS, default 8), scored on all
+#      10 000 test images as they finish: S-VAE Table 1 (N-VAE latent d and S-VAE on S^d for d = 2, 5, 10, 20, 40, the
+#      svae_mnist preset, 500 epochs as Pythae's svae.py; NLL k = 500), the VampPrior (vamp_mnist, 2,000 epochs) and
+#      IWAE k = 5 and 50 (iwae_mnist, 3,280 epochs; NLL k = 5000), and the dSprites objectives at disentanglement_lib's
+#      budget (26 epochs of the whole grid = about 300,000 steps of batch 64), scored with --disentanglement.
 # Everything goes under $OUT (default: a new temporary folder): logs/<step>.log, runs/, and summary.json
 # (each step's command, exit status and seconds, rewritten after every step, so a run cut short keeps what it did).
 #
 # Usage:  tools/gpu_check.sh                      # on the GPU machine (device cuda, full sizes)
 #         tools/gpu_check.sh --device cpu --quick # here (and in CI): digits 0 and 1, max_train 300, k 5; no gpu cells, no bench,
 #                                                 # no separate compare or precision runs (the sweep's table and its fp32 runs stand for them)
-#         tools/gpu_check.sh --steps families,nll # some steps only (families, evaluate, compare, gpu_cells, bench, precision, nll)
+#         tools/gpu_check.sh --steps families,nll # some steps only (families, evaluate, compare, gpu_cells, bench, precision, nll, repro)
+#         tools/gpu_check.sh --steps repro        # the reproductions (with --quick: one short epoch each, to rehearse)
 #
 # What the GPU machine must be given (it has python 3.12 with torch (CUDA), torchvision, accelerate, matplotlib, pandas,
 # scikit-learn, Pillow and PyYAML, and no network):
@@ -53,9 +60,11 @@ VAE_NB=(python -c 'import sys; from vae_nb.cli import main; sys.exit(main(sys.ar
 
 if [ "$QUICK" = 1 ]; then
   SIZE=(max_train=300 valid_pct=0.05 'classes=[0,1]') K=5 IWN=50 NLL=(epochs=1 max_train=300 'classes=[0,1]') NLL_K=5 NLL_N=100
+  REPRO=(epochs=1 max_train=300) REPRO_DS=(epochs=1 dataset_kwargs.n=640) SVAE_EPOCHS=1 VAMP_EPOCHS=1 IWAE_EPOCHS=1 REPRO_K=5 REPRO_KLONG=5 REPRO_N=100 DIS=(--dis-scale 0.002)
   STEPS="${STEPS//bench/}"                                         # full epochs of all of MNIST, three pipelines: not quick
 else
   SIZE=(max_train=null) K=1000 IWN=1000 NLL=() NLL_K=5000 NLL_N=0
+  REPRO=() REPRO_DS=() SVAE_EPOCHS=500 VAMP_EPOCHS=2000 IWAE_EPOCHS=3280 REPRO_K=500 REPRO_KLONG=5000 REPRO_N=0 DIS=()
 fi
 echo '[]' > "$OUT/summary.json"
 failed=0
@@ -90,5 +99,24 @@ for p in 32 bf16; do
 done
 step nll "${VAE_NB[@]}" train nll_dynamic_mnist "${NLL[@]}" quiet=true "device=$DEVICE" "out=$OUT/runs_nll/nll_dynamic_mnist"
 step nll:score "${VAE_NB[@]}" evaluate "$OUT/runs_nll/nll_dynamic_mnist" --k "$NLL_K" --iw-n "$NLL_N" --which last
+REPRO_JOBS="${REPRO_JOBS:-8}" R="$OUT/repro"
+SWEEP=(train -m --launcher local --jobs "$REPRO_JOBS")
+score() {   # score K FOLDER...: evaluate every run folder among FOLDER... (a sweep's folders) with NLL k = K on REPRO_N test images
+  local k="$1"; shift
+  for run in "$@"; do [ -f "$run/metrics.json" ] || continue; "${VAE_NB[@]}" evaluate "$run" --k "$k" --iw-n "$REPRO_N" --which last || return 1; done
+}
+score_disentanglement() {   # score_disentanglement FOLDER...: the disentanglement scores of every run folder among FOLDER...
+  for run in "$@"; do [ -f "$run/metrics.json" ] || continue; "${VAE_NB[@]}" evaluate "$run" --disentanglement "${DIS[@]}" --k 5 --iw-n 20 --which last || return 1; done
+}
+step repro:nvae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=gaussian latent_dim=2,5,10,20,40 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/nvae"
+step repro:svae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=vmf latent_dim=3,6,11,21,41 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/svae"
+step repro:vamp "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist prior=vamp,null "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp"
+step repro:iwae "${VAE_NB[@]}" "${SWEEP[@]}" iwae_mnist iw_k=1,5,50 "epochs=$IWAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/iwae"
+for p in dsprites_beta beta_tc_dsprites factor_dsprites capacity_dsprites; do
+  step "repro:$p" "${VAE_NB[@]}" "${SWEEP[@]}" "$p" seed=0,1 "${REPRO_DS[@]}" quiet=true "device=$DEVICE" "out=$R/$p"
+done
+step repro:score_svae score "$REPRO_K" "$R"/nvae/* "$R"/svae/*
+step repro:score_nll score "$REPRO_KLONG" "$R"/vamp/* "$R"/iwae/*
+step repro:score_dsprites score_disentanglement "$R"/*dsprites/*
 echo "=== $failed step(s) failed; logs and summary.json in $OUT"
 [ "$failed" = 0 ]

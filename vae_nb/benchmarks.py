@@ -6,15 +6,17 @@ Docs: https://vae-nb.github.io/vae_nb/benchmarks.html.md"""
 
 # %% ../nbs/10_benchmarks.ipynb #22d4a4e1
 from __future__ import annotations
-import json, os, platform, resource, subprocess, sys, time, warnings
+import json, os, platform, resource, statistics, subprocess, sys, time, warnings
 from datetime import date
 from pathlib import Path
 
 import torch
 
 # %% auto #0
-__all__ = ['PIPELINES', 'ZOO', 'ZOO_COLUMNS', 'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report',
-           'long_run', 'cached_evaluation', 'data_memory', 'data_memory_benchmark', 'zoo_study']
+__all__ = ['PIPELINES', 'CONV_VARIANTS', 'ZOO', 'ZOO_COLUMNS', 'SVAE_TABLE1', 'SVAE_TABLE1_SOURCE', 'measure',
+           'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'train_phase_timer', 'conv_step_benchmark',
+           'long_run', 'cached_evaluation', 'data_memory', 'data_memory_benchmark', 'zoo_study', 'svae_runs',
+           'svae_study', 'plot_svae_curves']
 
 # %% ../nbs/10_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int, device:str):
@@ -111,7 +113,7 @@ def speed_benchmark(arch:str='mlp400', rounds:int=3, epochs:int=2, threads:int|N
 def machine() -> str:
     "One line naming this machine and the versions that matter for speed."
     import fastai, torchvision
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+    return (f"{platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} CPUs, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), torchvision {torchvision.__version__}, fastai {fastai.__version__}, {date.today()}")
 
 def report(df) -> str:
@@ -124,6 +126,71 @@ def report(df) -> str:
     fmts = [''] + ['.2f' if t in ('s/epoch (median)', 'min', 'max') else '.0f' for t in table.columns]     # seconds to 0.01, MB and threads whole
     return table.to_markdown(floatfmt=fmts).rstrip('\n') + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
 
+# %% ../nbs/10_benchmarks.ipynb #fc1adab2
+def train_phase_timer():
+    "A fastai callback that records the seconds per training step of each epoch in its `per_step` list (first batch to last step: data, passes, optimiser and callbacks; no validation)."
+    from vae_nb.callbacks import LeanCallback
+    class TrainPhaseTimer(LeanCallback):
+        order = -100
+        def __init__(self): self.per_step = []
+        def before_train(self): self.start = time.perf_counter()
+        def after_train(self): self.per_step.append((time.perf_counter() - self.start) / self.learn.n_iter)
+    return TrainPhaseTimer()
+
+CONV_VARIANTS = ('fit_vae', 'bare', 'bare channels_last', 'bare torch.compile', 'fit_vae bf16')
+
+def _bare_stepper(ds, shape, bs:int, latent_dim:int, arch:str, seed:int, channels_last:bool=False, compiled:bool=False):
+    "A function `run(steps)` that trains a fresh `arch` VAE for `steps` Adam steps on random batches of `ds` and returns the seconds per step."
+    from vae_nb.models import build_vae, VAELoss
+    from vae_nb.train import adam
+    torch.manual_seed(seed)
+    model = build_vae('gaussian', latent_dim, arch, in_shape=shape)
+    if channels_last: model = model.to(memory_format=torch.channels_last)
+    forward, loss_func, opt = torch.compile(model) if compiled else model, VAELoss(), adam(model.parameters(), lr=1e-4)
+    def run(steps:int) -> float:
+        perm = torch.randperm(len(ds), device=ds.device)
+        t = time.perf_counter()
+        for i in range(steps):
+            xb, _ = ds.batch(perm[i * bs:(i + 1) * bs])
+            loss = loss_func(forward(xb)); opt.zero_grad(); loss.backward(); opt.step()
+        return (time.perf_counter() - t) / steps
+    return run
+
+def _fit_vae_stepper(dls, bs:int, latent_dim:int, arch:str, seed:int, precision:str='32'):
+    "A function `run(steps)` that trains one epoch of `fit_vae` on `dls` (its training split holds `steps` batches) and returns the seconds per step of its training phase."
+    from vae_nb.train import fit_vae
+    def run(steps:int) -> float:
+        timer = train_phase_timer()
+        fit_vae(dls=dls, cbs=[timer], arch=arch, latent_dim=latent_dim, bs=bs, lr=1e-4, epochs=1, seed=seed, precision=precision, device='cpu', quiet=True)
+        return timer.per_step[0]
+    return run
+
+def conv_step_benchmark(dataset:str='dsprites', arch:str='conv64', bs:int=64, latent_dim:int=10, steps:int=20, rounds:int=3,
+                        variants=CONV_VARIANTS, seed:int=0, **data_kwargs):
+    "Milliseconds per training step of `arch` on `bs`-image batches of `dataset` (`data_kwargs` go to `get_dls`), the `variants` taking turns for `rounds` rounds of `steps` steps after one warm-up round, in this process: median, min, max and the ratio to `bare`."
+    import pandas as pd
+    from vae_nb.data import get_dls
+    dls = get_dls(dataset, bs=bs, device='cpu', seed=seed, max_train=bs * steps, **data_kwargs)
+    ds = dls.train.dataset
+    shape = tuple(ds.batch(torch.arange(1, device=ds.device))[0].shape[1:])
+    make = {'fit_vae': lambda: _fit_vae_stepper(dls, bs, latent_dim, arch, seed),
+            'fit_vae bf16': lambda: _fit_vae_stepper(dls, bs, latent_dim, arch, seed, precision='bf16'),
+            'bare': lambda: _bare_stepper(ds, shape, bs, latent_dim, arch, seed),
+            'bare channels_last': lambda: _bare_stepper(ds, shape, bs, latent_dim, arch, seed, channels_last=True),
+            'bare torch.compile': lambda: _bare_stepper(ds, shape, bs, latent_dim, arch, seed, channels_last=True, compiled=True)}
+    unknown = [v for v in variants if v not in make]
+    if unknown: raise ValueError(f"Unknown variant(s) {', '.join(unknown)}. Allowed: {', '.join(make)}")
+    runs = {v: make[v]() for v in variants}
+    for run in runs.values(): run(steps)                        # warm-up: first-touch memory, oneDNN's primitives, compilation
+    ms = {v: [] for v in variants}
+    for _ in range(rounds):
+        for v in variants: ms[v].append(1000 * runs[v](steps))
+    df = pd.DataFrame({'ms per step': {v: statistics.median(t) for v, t in ms.items()}, 'min': {v: min(t) for v, t in ms.items()},
+                       'max': {v: max(t) for v, t in ms.items()}})
+    if 'bare' in df.index: df['vs bare'] = df['ms per step'] / df.loc['bare', 'ms per step']
+    df.attrs.update(dataset=dataset, arch=arch, bs=bs, steps=steps, rounds=rounds, threads=torch.get_num_threads())
+    return df
+
 # %% ../nbs/10_benchmarks.ipynb #4c10ba44
 def long_run(folder:str|Path, preset:str, **overrides) -> Path:
     "Run folder `folder`, trained from `preset` plus `overrides` unless it already holds a finished run (`metrics.json`); one stopped after an epoch (a kill, Ctrl-C) continues from its `last.pt`."
@@ -135,14 +202,14 @@ def long_run(folder:str|Path, preset:str, **overrides) -> Path:
     fit_vae(**{**load_preset(preset), **overrides, 'out': folder, 'quiet': True, **({'resume': last} if last.exists() else {})})
     return folder
 
-def cached_evaluation(folder:str|Path, k:int=1000, iw_n:int|None=1000, which:str='best') -> dict:
-    "The run's `evaluation.json` if it was made with this `k`, `iw_n` and checkpoint `which`; else `evaluate_command` now (which writes it)."
+def cached_evaluation(folder:str|Path, k:int=1000, iw_n:int|None=1000, which:str='best', name:str='evaluation.json') -> dict:
+    "The run's evaluation file `name` if it was made with this `k`, `iw_n` and checkpoint `which`; else `evaluate_command` now (which writes it)."
     from vae_nb.evaluate import evaluate_command
-    path = Path(folder)/'evaluation.json'
+    path = Path(folder)/name
     if path.exists():
         res = json.loads(path.read_text())
         if (res.get('nll_k'), res.get('checkpoint')) == (k, which) and (iw_n is None or res.get('nll_n') == iw_n): return res
-    return evaluate_command(folder, k=k, iw_n=iw_n, which=which)
+    return evaluate_command(folder, k=k, iw_n=iw_n, which=which, out=path)
 
 # %% ../nbs/10_benchmarks.ipynb #7d4c2a44
 _LOAD_MNIST = """
@@ -205,3 +272,57 @@ def zoo_study(entries:dict=ZOO, epochs:int=30, only_finished:bool=False) -> pd.D
         rows[name] = cached_evaluation(run, k=1000, iw_n=None)
     df = pd.DataFrame(rows).T[ZOO_COLUMNS]
     return df.assign(s_per_epoch=df.train_seconds / df.epochs_run).drop(columns='train_seconds')
+
+# %% ../nbs/10_benchmarks.ipynb #7a8dead3
+SVAE_TABLE1 = {2: (-135.73, -132.50), 5: (-110.21, -108.43), 10: (-93.84, -93.16), 20: (-88.90, -89.02), 40: (-88.93, -90.87)}
+SVAE_TABLE1_SOURCE = "Davidson et al. 2018, Table 1 (LL), as quoted in github raphaelrubrice/HVAE, paper_experiments/Table1_exp.ipynb"
+
+def svae_runs(dims=(2, 5), seeds=(0,), runs:str|Path|None=None, **overrides) -> dict:
+    "Train what is missing of the N-VAE (gaussian, latent d) and S-VAE (vmf on d + 1 coordinates) of preset `svae_mnist` for every d in `dims` and seed (`overrides`: other keys, e.g. epochs); (d, model, seed) -> run folder."
+    runs = Path(runs or os.environ.get('VAE_NB_RUNS', 'runs'))
+    models = {'N-VAE': lambda d: dict(bottleneck='gaussian', latent_dim=d), 'S-VAE': lambda d: dict(bottleneck='vmf', latent_dim=d + 1)}
+    return {(d, m, s): long_run(runs/f"svae_{'nvae' if m == 'N-VAE' else 'svae'}_d{d}_s{s}", 'svae_mnist', seed=s, **{**models[m](d), **overrides})
+            for d in dims for m in models for s in seeds}
+
+def _curve(folder:Path, k:int, n:int) -> dict:
+    "NLL (k draws, n test images) of every saved `epoch_XXX.pt` of `folder`: epoch -> (nll, nll_se)."
+    res = {}
+    for ck in sorted((folder/'checkpoints').glob('epoch_*.pt')):
+        e = cached_evaluation(folder, k=k, iw_n=n, which=ck.stem, name=f'evaluation_{ck.stem}.json')
+        res[int(ck.stem.split('_')[1])] = (e['nll'], e['nll_se'])
+    return res
+
+def svae_study(dims=(2, 5), seeds=(0,), k:int=500, n:int|None=None, curve_n:int=2000, runs:str|Path|None=None, **overrides):
+    "The S-VAE rows of Table 1 rerun (`svae_runs`), each scored with NLL k = `k` on `n` test images (None: all) beside the published LL; returns the table and the learning curves ((d, model, seed) -> {epoch: (nll, se)}, k draws on `curve_n` test images)."
+    import pandas as pd
+    rows, curves = [], {}
+    for (d, m, s), folder in svae_runs(dims, seeds, runs, **overrides).items():
+        e = cached_evaluation(folder, k=k, iw_n=n, which='last')
+        metrics = json.loads((folder/'metrics.json').read_text())
+        published = SVAE_TABLE1.get(d, (float('nan'),) * 2)[m == 'S-VAE']
+        rows.append(dict(d=d, model=m, seed=s, published_nll=-published, nll=e['nll'], nll_se=e['nll_se'], gap=e['nll'] + published, elbo=e['elbo'],
+                         kl=e['kl'], epochs=metrics['epochs_run'], s_per_epoch=metrics['train_seconds'] / metrics['epochs_run']))
+        curves[(d, m, s)] = _curve(folder, k, curve_n)
+    return pd.DataFrame(rows), curves
+
+# %% ../nbs/10_benchmarks.ipynb #ab790de9
+def plot_svae_curves(table, curves:dict, runs:str|Path|None=None):
+    "The learning curves of `svae_study`, one panel per d: the test −ELBO of every epoch (each run's history), the NLL at the saved epochs (± 2 s.e.) and the published NLL (dashed)."
+    import matplotlib.pyplot as plt, pandas as pd
+    runs = Path(runs or os.environ.get('VAE_NB_RUNS', 'runs'))
+    dims = sorted(table.d.unique())
+    fig, axs = plt.subplots(1, len(dims), figsize=(4.2 * len(dims), 3.3), squeeze=False)
+    for ax, d in zip(axs[0], dims):
+        for (m, colour) in (('N-VAE', 'tab:blue'), ('S-VAE', 'tab:orange')):
+            for s in sorted(table[(table.d == d) & (table.model == m)].seed):
+                folder = runs/f"svae_{'nvae' if m == 'N-VAE' else 'svae'}_d{d}_s{s}"
+                h = pd.read_csv(folder/'history.csv')
+                ax.plot(h.epoch + 1, -h.valid_elbo, color=colour, lw=0.8, alpha=0.6, label=f'{m} test −ELBO' if s == min(table.seed) else None)
+                pts = curves[(d, m, s)]
+                if pts: ax.errorbar(list(pts), [v[0] for v in pts.values()], yerr=[2 * v[1] for v in pts.values()], fmt='o', ms=3, color=colour,
+                                    label=f'{m} NLL' if s == min(table.seed) else None)
+            ax.axhline(-SVAE_TABLE1[d][m == 'S-VAE'], color=colour, ls='--', lw=1, label=f'{m} published')
+        ax.set(title=f'd = {d}', xlabel='epoch', ylabel='nats (test)')
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -23,7 +23,7 @@ from .data import TensorDL
 
 # %% auto #0
 __all__ = ['world_size', 'rank_config', 'init_distributed', 'ShardedDL', 'shard_dls', 'all_sum', 'reduce_averages',
-           'DataParallel', 'Autocast', 'parallel_callbacks', 'launch_command', 'launch_local']
+           'DataParallel', 'cpu_autocast_native', 'Autocast', 'parallel_callbacks', 'launch_command', 'launch_local']
 
 # %% ../nbs/04e_distributed.ipynb #3668c969
 def world_size() -> int:
@@ -125,6 +125,11 @@ class DataParallel(LeanCallback):
     def after_fit(self): self.learn.model = self.module
 
 # %% ../nbs/04e_distributed.ipynb #00873c59
+def cpu_autocast_native(dtype:torch.dtype) -> bool:
+    "Whether this CPU has the instructions oneDNN runs `dtype` (bfloat16 or float16) with (AVX-512 BF16/FP16 or AMX); without them torch's CPU autocast falls back to slow kernels."
+    check = {torch.bfloat16: '_is_mkldnn_bf16_supported', torch.float16: '_is_mkldnn_fp16_supported'}[dtype]
+    return bool(getattr(torch.ops.mkldnn, check)())
+
 class Autocast(LeanCallback):
     "Run the encoder and the decoder under torch's autocast in `precision` ('bf16' or 'fp16'), with their outputs back in float32: the posterior, its samples, the likelihood and the KL keep their own precision; 'fp16' scales the loss (torch's `GradScaler`)."
     order = 2           # after NaNGuard checks the unscaled loss
@@ -135,6 +140,9 @@ class Autocast(LeanCallback):
     def before_fit(self):
         model = self.learn.model
         self.device_type = next(model.parameters()).device.type
+        if self.device_type == 'cpu' and not cpu_autocast_native(self.dtype):
+            warnings.warn(f"precision='{self.precision}' on a CPU without {self.precision} instructions (AVX-512 {self.precision.upper()} or AMX): "
+                          "autocast falls back to slow kernels here (8-15x slower per step than float32, chapter 10); use precision=32 on this machine", stacklevel=2)
         self.hooks = [h for net in (model.encoder, model.decoder) for h in (net.register_forward_pre_hook(self._enter), net.register_forward_hook(self._exit))]
         self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.precision == 'fp16')
     def _enter(self, module, args):

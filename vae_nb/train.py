@@ -33,11 +33,11 @@ from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedu
                               lean, stop_on_signals, vae_metrics)
 from .checkpoints import Checkpoints, RunEpochs, RunHistory, atomic_write, load_checkpoint, check_resumable, open_run_folder, restore
 from .evaluate import elbo_parts, test_dl
-from .viz import LatentPlots
+from .viz import LatentPlots, run_sample
 from .distributed import init_distributed, parallel_callbacks, rank_config, shard_dls, world_size
 
 # %% auto #0
-__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'training_images', 'fit_vae', 'write_metrics']
+__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'fast_memory_format', 'training_images', 'fit_vae', 'write_metrics']
 
 # %% ../nbs/04d_train.ipynb #12dad72c
 def _callbacks(c:VAEConfig, out:Path|None, model:nn.Module) -> list:
@@ -95,11 +95,15 @@ def training_device(device:str) -> torch.device:
         raise ValueError("device='mps' but Apple's MPS is not available here: use device=auto or device=cpu")
     return torch.device(device)
 
+def fast_memory_format(device:torch.device|str) -> torch.memory_format:
+    "The layout `fit_vae` gives conv weights on `device`: channels_last on the CPU (oneDNN's faster kernels; chapter 10 measures each conv net), the default elsewhere."
+    return torch.channels_last if torch.device(device).type == 'cpu' else torch.preserve_format
+
 def training_images(dls:DataLoaders, n:int) -> tuple:
     "`n` random training images of `dls` and their labels (drawn with replacement where there are fewer), from torch's global random state."
     ds = dls.train.dataset
     idx = torch.randint(len(ds), (n,)) if len(ds) < n else torch.randperm(len(ds))[:n]
-    if hasattr(ds, 'batch'): return ds.batch(idx.to(ds.x.device))          # vae_nb's in-memory images
+    if hasattr(ds, 'batch'): return ds.batch(idx.to(ds.device))            # vae_nb's in-memory images
     xs, ys = zip(*(ds[i] for i in idx.tolist()))
     return torch.stack(xs), torch.stack([torch.as_tensor(y) for y in ys])
 
@@ -129,7 +133,7 @@ def fit_vae(dls:DataLoaders|None=None, # your own loaders; None: those the confi
         if c.init_bias and state is None and hasattr(dls.train.dataset, 'mean_image'): model.init_output_bias(dls.train.dataset.mean_image())
         if state is None: model.bottleneck.init_from_data(partial(training_images, dls))
     objective = objective_from_config(c)                        # what training minimises: its loss, metrics and callbacks
-    loss = objective.loss(model.to(device))
+    loss = objective.loss(model.to(device, memory_format=fast_memory_format(device)))
     learn = VAELearner(dls, model, loss_func=loss, opt_func=partial(OptimWrapper, opt=adam), lr=c.lr, wd=c.wd,
                        metrics=vae_metrics(loss) + objective.metrics(loss), default_cbs=False,
                        cbs=[lean(cb)() for cb in defaults.callbacks] + _callbacks(c, out, model) + objective.callbacks(loss) + list(cbs or []))
@@ -173,8 +177,12 @@ fit_vae.__signature__ = inspect.signature(fit_vae).replace(parameters=_params + 
 fit_vae.__doc__ += "\n\nThe keyword arguments are the keys of `VAEConfig`:\n\n" + config_table()
 
 def write_metrics(learn:Learner, out:str|Path) -> dict:
-    "Write `metrics.json` (test metrics, epochs, training time, parameters) into run folder `out`."
-    m = dict(test=elbo_parts(learn.model, test_dl(learn.dls), learn.loss_func), epochs_run=len(learn.recorder.values) + learn.epoch_offset,
+    """Write `metrics.json` (test metrics, epochs, training time, parameters) into run folder `out`. The test metrics are
+    those of the end-of-run sample (`run_sample`: at most `RUN_SAMPLE` test images, recorded as `test_sample`), like the
+    run's figures; `vae-nb evaluate` scores the whole test split."""
+    sample = run_sample(learn.dls)
+    m = dict(test=elbo_parts(learn.model, test_dl(sample), learn.loss_func), test_sample=sample.sample_info,
+             epochs_run=len(learn.recorder.values) + learn.epoch_offset,
              train_seconds=round(getattr(learn, 'train_seconds', float('nan')), 2), n_params=total_params(learn.model)[0],
              world_size=world_size(), precision=learn.config['precision'], config=learn.config)
     atomic_write(Path(out, 'metrics.json'), lambda p: p.write_text(json.dumps(m, indent=1)))
