@@ -52,7 +52,7 @@ def preset_config(preset:str|Path, overrides:list) -> dict:
 def train_run(cfg:VAEConfig, out:Path) -> Path|None:
     "Train the checked config `cfg` into run folder `out`, then its figures; prints the test metrics. Returns `out` (None on ranks other than 0)."
     from vae_nb.train import fit_vae
-    from vae_nb.viz import save_run_figures
+    from vae_nb.viz import save_run_figures, sample_note
     from fastai.torch_core import rank_distrib
     if rank_distrib() == 0: print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
     try: learn = fit_vae(config=cfg, out=str(out))
@@ -62,7 +62,9 @@ def train_run(cfg:VAEConfig, out:Path) -> Path|None:
     if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
     if rank_distrib() != 0: return None                               # several processes: rank 0 writes the run folder
     save_run_figures(learn.model, learn.dls, out)
-    print(json.dumps(json.loads((out/'metrics.json').read_text())['test'], indent=1), flush=True)
+    m = json.loads((out/'metrics.json').read_text())
+    print(f"vae-nb: test metrics and figures from {sample_note(m['test_sample'])} (`vae-nb evaluate` scores them all):", flush=True)
+    print(json.dumps(m['test'], indent=1), flush=True)
     return out
 
 def train_command(preset:str|None, overrides:list, multirun:bool=False, resume:str|Path|None=None, **sweep_options) -> list:
@@ -154,7 +156,7 @@ def _run(args):
     elif args.command == 'evaluate':
         from vae_nb.evaluate import evaluate_command
         from vae_nb.checkpoints import load_run
-        from vae_nb.viz import save_run_figures
+        from vae_nb.viz import run_sample, sample_note, save_run_figures
         if args.disentanglement:                     # first: a dataset without a factor table fails before the long evaluation
             from vae_nb.disentangle import disentanglement_run
             res = disentanglement_run(args.run, which=args.which, scale=args.dis_scale, n_jobs=args.dis_jobs,
@@ -162,7 +164,7 @@ def _run(args):
             print('disentanglement:', json.dumps(res['scores'], indent=1))
         evaluate_command(args.run, k=args.k, iw_n=args.iw_n or None, which=args.which)
         model, dls, _ = load_run(args.run, args.which)
-        print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))))
+        print('figures:', ', '.join(save_run_figures(model, dls, Path(args.run))), f'(from {sample_note(run_sample(dls).sample_info)})')
     elif args.command == 'bench':
         from vae_nb.benchmarks import machine, report, speed_benchmark
         print(machine()); print(report(speed_benchmark(args.arch, args.rounds, args.epochs, args.threads, args.device)))

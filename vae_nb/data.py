@@ -6,7 +6,7 @@ Docs: https://vae-nb.github.io/vae_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #4a305e58
 from __future__ import annotations
-import hashlib, inspect, json, os, re, shutil, time, uuid, warnings
+import hashlib, inspect, json, math, os, re, shutil, time, uuid, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -23,10 +23,10 @@ from fastcore.parallel import parallel
 
 # %% auto #0
 __all__ = ['DATASETS', 'CACHE_VERSION', 'data_root', 'DatasetNotFoundError', 'DatasetDamagedError', 'RawSplits',
-           'register_dataset', 'files_signature', 'load_mnist', 'load_fashion_mnist', 'load_emnist', 'load_cifar10',
-           'load_medmnist', 'load_folder', 'load_digits', 'temp_path', 'abandoned', 'cached_arrays', 'dataset_key',
-           'cached_raw', 'check_dataset_name', 'ImageTensors', 'Splits', 'dataset_vocab', 'check_classes',
-           'load_splits', 'TensorDL', 'show_image_grid', 'get_dls']
+           'register_dataset', 'unpack_images', 'files_signature', 'load_mnist', 'load_fashion_mnist', 'load_emnist',
+           'load_cifar10', 'load_medmnist', 'load_folder', 'load_digits', 'temp_path', 'abandoned', 'cached_arrays',
+           'dataset_key', 'cached_raw', 'check_dataset_name', 'ImageTensors', 'Splits', 'dataset_vocab',
+           'check_classes', 'load_splits', 'TensorDL', 'show_image_grid', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #f8d2e62e
 def data_root(root:str|Path|None=None) -> Path:
@@ -70,11 +70,14 @@ def _load_or_download(make:Callable, name:str, expected:str, files:list=()):
 # %% ../nbs/01_data.ipynb #a48c52f7
 @dataclass
 class RawSplits:
-    "A dataset's own splits as `uint8` image tensors `(N, C, H, W)` and `int64` labels; `valid` is `None` when it has none."
+    """A dataset's own splits as `uint8` image tensors `(N, C, H, W)` and `int64` labels; `valid` is `None` when it has none.
+    With `packed_shape` `(C, H, W)` the images are binary and bit-packed: each row of `(N, B)` `uint8` is `np.packbits` of
+    one image's pixels (`unpack_images`), 1/8 of the bytes, unpacked batch by batch when read."""
     train: tuple
     test: tuple
     vocab: list
     valid: tuple|None = None
+    packed_shape: tuple|None = None
 
 DATASETS = {}
 
@@ -96,6 +99,13 @@ def _as_nchw(x) -> torch.Tensor:
     return x.to(torch.uint8).contiguous()
 
 def _labels(y) -> torch.Tensor: return torch.as_tensor(np.asarray(y)).reshape(-1).long()
+
+def unpack_images(bits:torch.Tensor, shape:tuple) -> torch.Tensor:
+    """Binary `uint8` images `(n, *shape)` of 0/255 from rows `bits` `(n, B)` of `np.packbits` bytes (each byte's
+    highest bit first), on the device of `bits`."""
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=bits.device)
+    px = bits.unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and_(1).flatten(1)
+    return px[:, :math.prod(shape)].mul_(255).reshape(-1, *shape)
 
 def files_signature(*paths) -> str:
     "A hash of the path, size and modification time of every file at or under `paths` (missing ones skipped): it changes when the files do."
@@ -300,6 +310,7 @@ def dataset_key(name:str, **kwargs) -> str:
 
 def _raw_arrays(raw:RawSplits) -> dict:
     out = {'vocab': np.array([str(v) for v in raw.vocab])}
+    if raw.packed_shape is not None: out['packed_shape'] = np.array(raw.packed_shape)
     for split in ('train', 'test', 'valid'):
         if (xy := getattr(raw, split)) is not None: out[f'{split}_x'], out[f'{split}_y'] = xy[0].numpy(), xy[1].numpy()
     return out
@@ -312,7 +323,8 @@ def cached_raw(name:str, root:str|Path|None=None, **kwargs) -> RawSplits:
     source = (lambda: loader.source(root, **kwargs)) if loader.source else (lambda: '')
     a = cached_arrays(dataset_key(name, **kwargs), lambda: _raw_arrays(loader(root, **kwargs)), root, source)
     split = lambda s: (torch.from_numpy(a[f'{s}_x']), torch.from_numpy(a[f'{s}_y'])) if f'{s}_x' in a else None
-    return RawSplits(split('train'), split('test'), a['vocab'].tolist(), split('valid'))
+    return RawSplits(split('train'), split('test'), a['vocab'].tolist(), split('valid'),
+                     tuple(a['packed_shape'].tolist()) if 'packed_shape' in a else None)
 
 def check_dataset_name(name:str):
     "Raise a clear `ValueError` if `name` is not a registered dataset."
@@ -325,36 +337,46 @@ def _scale(x01:torch.Tensor, data_range) -> torch.Tensor:
 
 @dataclass
 class ImageTensors:
-    """One split: `images` uint8 `(M, C, H, W)` (possibly memory-mapped, shared with other processes and splits), `rows`
-    the split's rows of it (None: all of them), `y` int64 labels, one per row; batches come out as floats in `data_range`."""
+    """One split: `images` uint8 `(M, C, H, W)` (possibly memory-mapped, shared with other processes and splits), or,
+    with `packed_shape` `(C, H, W)`, binary images bit-packed into rows `(M, B)` (`unpack_images`); `rows` the split's
+    rows of it (None: all of them), `y` int64 labels, one per row; batches come out as floats in `data_range`."""
     images: torch.Tensor
     y: torch.Tensor
     vocab: list
     data_range: tuple = (0., 1.)
     dynamic_binarize: bool = False
     rows: torch.Tensor|None = None
+    packed_shape: tuple|None = None
 
     def __post_init__(self):
         n = len(self.images) if self.rows is None else len(self.rows)
         if n != len(self.y): raise ValueError(f"{n} images but {len(self.y)} labels")
         lo, hi = self.data_range
         if not lo < hi: raise ValueError(f"data_range must be (low, high) with low < high, got {self.data_range}")
+        if self.packed_shape is not None and tuple(self.images.shape[1:]) != (-(-math.prod(self.packed_shape) // 8),):
+            raise ValueError(f"bit-packed images of shape {tuple(self.packed_shape)} are rows of {-(-math.prod(self.packed_shape) // 8)} bytes, got {tuple(self.images.shape)}")
 
     def __len__(self): return len(self.y)
     @property
-    def shape(self): return tuple(self.images.shape[1:])
+    def shape(self): return tuple(self.packed_shape) if self.packed_shape is not None else tuple(self.images.shape[1:])
     @property
     def device(self): return self.images.device
+    def _gather(self, rows:torch.Tensor) -> torch.Tensor:
+        "The `uint8` images `(len(rows), C, H, W)` of rows `rows` of `images` (unpacked where bit-packed)."
+        x = self.images.index_select(0, rows)           # index_select: several times faster than images[rows] here
+        return x if self.packed_shape is None else unpack_images(x, self.packed_shape)
     @property
     def x(self) -> torch.Tensor:
-        "The split's images as one tensor: `images` itself, or a copy of its `rows`."
-        return self.images if self.rows is None else self.images.index_select(0, self.rows)
+        "The split's images as one `uint8` tensor `(n, C, H, W)`: `images` itself, or a copy of its `rows` (unpacked where bit-packed)."
+        if self.packed_shape is None and self.rows is None: return self.images
+        return self._gather(torch.arange(len(self.images), device=self.device) if self.rows is None else self.rows)
     def __getitem__(self, i): return self.batch(torch.as_tensor([i]))[0][0], self.y[i]
 
     def to(self, device):
-        "The split on `device`: itself where it is; elsewhere a copy of its rows alone."
+        "The split on `device`: itself where it is; elsewhere a copy of its rows alone (still bit-packed where it was)."
         if torch.device(device) == self.device: return self
-        return replace(self, images=self.x.to(device), y=self.y.to(device), rows=None)
+        images = self.images if self.rows is None else self.images.index_select(0, self.rows)
+        return replace(self, images=images.to(device), y=self.y.to(device), rows=None)
 
     def subset(self, idx):
         "The examples `idx` (an index tensor) of the split, sharing its images."
@@ -364,14 +386,14 @@ class ImageTensors:
     def batch(self, idx:torch.Tensor):
         "Images `idx` as floats in `data_range` (a fresh Bernoulli draw if `dynamic_binarize`), and their labels."
         rows = idx if self.rows is None else self.rows.index_select(0, idx)
-        x = self.images.index_select(0, rows).float().mul_(1/255)   # index_select: several times faster than x[idx] here
+        x = self._gather(rows).float().mul_(1/255)
         if self.dynamic_binarize: x = torch.bernoulli(x)
         return _scale(x, self.data_range), self.y.index_select(0, idx)
 
     def mean_image(self, chunk:int=8192) -> torch.Tensor:
         "The average image `(C, H, W)` in `data_range` (also the average of dynamically binarised draws), summed `chunk` images at a time (no float copy of the split)."
         rows = torch.arange(len(self.images), device=self.device) if self.rows is None else self.rows
-        total = sum(self.images.index_select(0, r).sum(0, dtype=torch.float64) for r in rows.split(chunk))
+        total = sum(self._gather(r).sum(0, dtype=torch.float64) for r in rows.split(chunk))
         return _scale(total.div_(255 * len(self)).float(), self.data_range)
 
 # %% ../nbs/01_data.ipynb #bf4c895d
@@ -468,9 +490,11 @@ def load_splits(name:str, classes:list|None=None, valid_pct:float=0.1, test_pct:
     if max_train is not None and max_train < len(train[2]):
         train = _take(train, torch.randperm(len(train[2]), generator=torch.Generator().manual_seed(seed + 2))[:max_train].sort().values)
     if len(train[2]) == 0: raise ValueError(f"No training images left for dataset '{name}' with classes={classes}")
-    mk = lambda s, dyn=False: ImageTensors(s[0], s[2], vocab, tuple(data_range), dyn, s[1])
+    mk = lambda s, dyn=False: ImageTensors(s[0], s[2], vocab, tuple(data_range), dyn, s[1], raw.packed_shape)
     train, valid, test = mk(train, binarize == 'dynamic'), mk(valid), mk(test)
-    if binarize is not None:   # valid/test are binarised once, so that evaluation is deterministic: a drawn copy each
+    # valid/test are binarised once, so that evaluation is deterministic: a drawn copy each. Bit-packed images are
+    # binary: a draw of them is themselves, so they stay packed (and no copy is made)
+    if binarize is not None and raw.packed_shape is None:
         binarized = lambda s, i: replace(s, images=_static_binarize(s.x, seed + i), rows=None)
         if binarize == 'static': train = binarized(train, 3)
         valid, test = binarized(valid, 4), binarized(test, 5)

@@ -24,11 +24,14 @@ __all__ = ['FACTOR_DATASETS', 'DSPRITES_FACTORS', 'DSPRITES_SIZES', 'DSPRITES_SH
 class FactorDataset:
     """Images on a full grid of discrete factors: `factor_names`, `factor_sizes` (the last factor varies fastest in the
     image order), `class_factor` (the factor whose values are the loaders' labels `y`, named by `class_names`).
-    Subclasses implement `images(idx)`: `uint8` images `(n, C, H, W)` in 0..255 of the grid points `idx`."""
+    Subclasses implement `images(idx)`: `uint8` images `(n, C, H, W)` in 0..255 of the grid points `idx`; one that
+    reads its images from a file of its own says so with `cached = False` (the loader keeps no copy in the data root's
+    cache) and may give them bit-packed (`raw_images`)."""
     factor_names: tuple = ()
     factor_sizes: tuple = ()
     class_factor: str = ''
     class_names: tuple = ()
+    cached: bool = True
 
     def __len__(self) -> int: return math.prod(self.factor_sizes)
     @property
@@ -65,26 +68,32 @@ class FactorDataset:
         "Float images `(n, C, H, W)` in [0, 1] of the factor vectors `factors` `(n, K)`."
         return self.images(self.index(factors)).float().div_(255)
 
+    def raw_images(self, idx=None) -> tuple:
+        "The images of the grid points `idx` (None: all) as the loader gives them, and their `packed_shape` (None: not bit-packed): here `images(idx)`, None."
+        return self.images(np.arange(len(self)) if idx is None else idx), None
+
     def raw_splits(self, n:int|None=None, seed:int=0) -> RawSplits:
         "All images (or a seeded random `n` of them, in grid order) as one training split for `load_splits`, labelled by the class factor."
         N = len(self)
         if n is not None and not 1 <= n: raise ValueError(f"n must be >= 1 (or None: all {N} images), got {n}")
-        idx = np.arange(N) if n is None or n >= N else np.sort(np.random.default_rng(seed).choice(N, n, replace=False))
-        y = self.factors(idx)[:, self.factor_names.index(self.class_factor)]
-        return RawSplits((self.images(idx), torch.as_tensor(y).long()), None, list(self.class_names))
+        idx = None if n is None or n >= N else np.sort(np.random.default_rng(seed).choice(N, n, replace=False))
+        y = self.factors(np.arange(N) if idx is None else idx)[:, self.factor_names.index(self.class_factor)]
+        x, packed_shape = self.raw_images(idx)
+        return RawSplits((x, torch.as_tensor(y).long()), None, list(self.class_names), packed_shape=packed_shape)
 
 # %% ../nbs/01b_dsprites.ipynb #44db8268
 FACTOR_DATASETS = {}
 
 def register_factor_dataset(name:str):
     """Class decorator: register a `FactorDataset` subclass (constructed as `cls(root=None, **kwargs)`) under `name`,
-    and its images as the loader `name` of `DATASETS` (keywords `n`, the size of a random subset, and `seed`)."""
+    and its images as the loader `name` of `DATASETS` (keywords `n`, the size of a random subset, and `seed`; cached
+    in the data root unless the class says `cached = False`)."""
     def _reg(cls):
         FACTOR_DATASETS[name] = cls
         def load(root, n:int|None=None, seed:int=0, **kwargs) -> RawSplits:
             return cls(root, **kwargs).raw_splits(n, seed)
         load.__doc__ = f"{cls.__doc__.splitlines()[0]} (`n`: a seeded random subset of the grid; None: all)"
-        register_dataset(name)(load)
+        register_dataset(name, cached=cls.cached)(load)
         return cls
     return _reg
 
@@ -170,6 +179,7 @@ class DSprites(FactorDataset):
     factor_names, factor_sizes = DSPRITES_FACTORS, DSPRITES_SIZES
     class_factor, class_names = 'shape', DSPRITES_SHAPES
     values = DSPRITES_VALUES
+    cached = False                      # its own file is the cache: memory-mapped, read bit-packed, never decoded to disk
 
     def __init__(self, root:str|Path|None=None, progress:bool=True):
         self.path = data_root(root)/'dsprites'/DSPRITES_FILE
@@ -177,7 +187,7 @@ class DSprites(FactorDataset):
             t = time.perf_counter()
             generate_dsprites(self.path, progress=progress)
             self.generate_seconds = time.perf_counter() - t
-        self.packed = np.load(self.path, mmap_mode='r')
+        self.packed = np.load(self.path, mmap_mode='c')          # copy-on-write: torch can wrap it; the file never changes
         if self.packed.shape != (len(self), 512) or self.packed.dtype != np.uint8:
             raise ValueError(f"{self.path} holds a {self.packed.dtype} array of shape {self.packed.shape}, not dSprites' "
                              f"(737280, 512) uint8: delete it, and the next use generates it again")
@@ -187,3 +197,8 @@ class DSprites(FactorDataset):
         idx = np.asarray(idx)
         bits = np.unpackbits(self.packed[idx], axis=1)
         return torch.from_numpy(bits).view(len(idx), 1, 64, 64).mul_(255)
+
+    def raw_images(self, idx=None) -> tuple:
+        """The bit-packed rows `(n, 512)` of the grid points `idx`, and their shape `(1, 64, 64)`: for `idx=None` the
+        memory-mapped file itself (nothing read, one copy shared by every process), else a copy of those rows."""
+        return torch.from_numpy(self.packed if idx is None else self.packed[np.asarray(idx)]), (1, 64, 64)

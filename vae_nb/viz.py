@@ -22,14 +22,19 @@ from .callbacks import EpochEndCallback, global_epoch
 from .beta import traversal_grid
 from .evaluate import activity_threshold, kl_groups, latent_means, prior_variance, test_dl, unit_activity
 from .checkpoints import atomic_write
+import warnings
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
+    from fastai.data.core import DataLoaders
 
 # %% auto #0
-__all__ = ['RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid',
+__all__ = ['RUN_SAMPLE', 'RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid',
            'gaussian_or_mixture', 'prior_grid', 'plot_manifold', 'plot_slices_3d', 'interpolate',
            'interpolation_frames', 'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif',
            'latent_evolution_figs', 'simplex_xy', 'plot_ternary', 'plot_composition', 'plot_simplex',
            'plot_reconstructions', 'plot_samples', 'latent_covariances', 'plot_covariances', 'plot_latent_stats',
-           'training_figure', 'LatentPlots', 'plot_history', 'RunFigure', 'register_run_figure', 'save_run_figures']
+           'training_figure', 'LatentPlots', 'plot_history', 'sample_dl', 'run_sample', 'sample_note', 'RunFigure',
+           'register_run_figure', 'save_run_figures']
 
 # %% ../nbs/07_viz.ipynb #2285836c
 def embed_2d(z:torch.Tensor, method:str='auto', seed:int=0) -> np.ndarray:
@@ -291,26 +296,27 @@ def latent_covariances(model:VAE, dl, n:int=5000):
     return torch.cov(prior.T).float(), torch.cov(agg.T).float()
 
 def plot_covariances(model:VAE, dl, n:int=5000):
-    "Heat maps of the prior's and the aggregate posterior's covariance (`latent_covariances`); returns the figure."
+    "Heat maps of the prior's and the aggregate posterior's covariance (`latent_covariances`; the title says how many images); returns the figure."
     covs = latent_covariances(model, dl, n)
     vmax = max(c.abs().max().item() for c in covs)
     fig, axs = plt.subplots(1, 2, figsize=(7.5, 3.2))
-    for ax, c, t in zip(axs, covs, ('prior', 'aggregate posterior')):
+    for ax, c, t in zip(axs, covs, ('prior', f'aggregate posterior ({min(n, len(dl.dataset)):,} images)')):
         im = ax.imshow(c, cmap='RdBu_r', vmin=-vmax, vmax=vmax)
         ax.set_title(f'{t} covariance', fontsize=9); ax.tick_params(labelsize=7)
     fig.colorbar(im, ax=axs, shrink=0.8)
     return fig
 
 def plot_latent_stats(model:VAE, dl):
-    "Bars per latent dimension: the variance of the posterior means (activity $A_u$, dashed: the active-unit threshold) and the mean KL per group; returns the figure."
+    "Bars per latent dimension: the variance of the posterior means (activity $A_u$, dashed: the active-unit threshold) and the mean KL per group, over every example of `dl` (the titles say how many); returns the figure."
     act, kl, pvar = unit_activity(model, dl).numpy(), kl_groups(model, dl).numpy(), prior_variance(model)
     units = np.arange(1, len(act) + 1)
     threshold = np.broadcast_to(np.asarray(activity_threshold(pvar)), act.shape)
     fig, axs = plt.subplots(1, 2, figsize=(9, 2.6))
     axs[0].bar(units, act); axs[0].hlines(threshold, units - 0.45, units + 0.45, colors='r', lw=.8, ls='--')
-    axs[0].set(yscale='log', title='activity $A_u$ (dashed: 0.01 × prior variance)', xlabel='dimension')
+    n = f'{len(dl.dataset):,} images'
+    axs[0].set(yscale='log', xlabel='dimension'); axs[0].set_title(f'activity $A_u$ over {n} (dashed: 0.01 × prior var.)', fontsize=9)
     axs[1].bar(np.arange(1, len(kl) + 1), kl)
-    axs[1].set(title='mean KL per group (nats)', xlabel='group' if len(kl) != len(act) else 'dimension')
+    axs[1].set(xlabel='group' if len(kl) != len(act) else 'dimension'); axs[1].set_title(f'mean KL per group over {n} (nats)', fontsize=9)
     plt.tight_layout()
     return fig
 
@@ -373,6 +379,34 @@ def plot_history(history_csv:str|Path):
     plt.tight_layout()
     return fig
 
+# %% ../nbs/07_viz.ipynb #d3e17be8
+RUN_SAMPLE = 5000   # the most images of a split that a run reads after training (its figures and metrics.json)
+
+def sample_dl(dl, n:int=RUN_SAMPLE, seed:int=0):
+    """Loader `dl` cut to a seeded random `n` of its examples, in random order, so that its first `k` are a random `k`
+    too (all of them, shuffled, where it holds no more): a `subset` of an `ImageTensors` (sharing its images), else a
+    `torch.utils.data.Subset` of its dataset."""
+    ds = dl.dataset
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
+    if hasattr(ds, 'subset'): return dl.new(ds.subset(idx.to(ds.device)), drop_last=False)
+    sub = torch.utils.data.Subset(ds, idx.tolist())
+    if hasattr(dl, 'new'): return dl.new(sub, drop_last=False)
+    return torch.utils.data.DataLoader(sub, batch_size=dl.batch_size, collate_fn=dl.collate_fn)     # a plain torch loader
+
+def run_sample(dls, n:int=RUN_SAMPLE, seed:int=0) -> DataLoaders:
+    """`dls` with every loader cut to `sample_dl`: all that a run reads after training (`save_run_figures`, the test
+    metrics of `metrics.json`). Its `sample_info` says what its test loader (`test_dl`) holds: `split`, `n` images `of` how many, `seed`."""
+    sizes = [len(dl.dataset) for dl in dls.loaders]
+    out = DataLoaders(*[sample_dl(dl, n, seed) for dl in dls.loaders], path=getattr(dls, 'path', '.'))
+    t = 2 if len(sizes) > 2 else 1
+    out.sample_info = dict(split='test' if t == 2 else 'validation', n=len(out.loaders[t].dataset), of=sizes[t], seed=seed)
+    return out
+
+def sample_note(info:dict) -> str:
+    "A `run_sample`'s `sample_info` in words: 'a seeded random sample of 5,000 of the 147,456 test images' (or 'all 600 test images')."
+    if info['n'] < info['of']: return f"a seeded random sample of {info['n']:,} of the {info['of']:,} {info['split']} images"
+    return f"all {info['of']:,} {info['split']} images"
+
 # %% ../nbs/07_viz.ipynb #2301d1ac
 @dataclass
 class RunFigure:
@@ -396,7 +430,13 @@ def _gaussian_2d(model, folder) -> bool:
 def _has_prior(model, folder) -> bool: return model.bottleneck.has_prior
 def _prior_unconditional(model, folder) -> bool: return model.bottleneck.has_prior and not model.n_classes
 
-register_run_figure('final.png', lambda model, dls, folder: training_figure(model, dls.valid, title='final'))
+def _note(dls) -> str:
+    "What the test loader of `dls` holds, in words, where `run_sample` made it."
+    return sample_note(dls.sample_info) if hasattr(dls, 'sample_info') else 'test images'
+
+def _split(dls) -> str: return dls.sample_info['split'] if hasattr(dls, 'sample_info') else 'test'
+
+register_run_figure('final.png', lambda model, dls, folder: training_figure(model, test_dl(dls), title=f'final; {_note(dls)}'))
 register_run_figure('history.png', lambda model, dls, folder: plot_history(Path(folder)/'history.csv'),
                     lambda model, folder: (Path(folder)/'history.csv').exists())
 register_run_figure('latent_stats.png', lambda model, dls, folder: plot_latent_stats(model, test_dl(dls)))
@@ -416,14 +456,22 @@ register_run_figure('interpolations.png', lambda model, dls, folder: plot_interp
                     lambda model, folder: not model.n_classes)
 register_run_figure('interpolation.gif', lambda model, dls, folder: interpolation_frames(model, _test_pairs(dls), data_range=model.likelihood.data_range),
                     lambda model, folder: not model.n_classes)
-register_run_figure('simplex.png', lambda model, dls, folder: plot_simplex(*_codes(model, dls), title='posterior means by class', vocab=_vocab(test_dl(dls))),
-                    lambda model, folder: model.bottleneck.on_simplex)
-register_run_figure('tsne.png', lambda model, dls, folder: plot_latent(*_codes(model, dls, 1500), 'tsne', vocab=_vocab(test_dl(dls))),
-                    lambda model, folder: model.bottleneck.latent_dim > 2)
+def _simplex(model, dls):
+    z, y = _codes(model, dls)
+    return plot_simplex(z, y, title=f'posterior means of {len(z):,} {_split(dls)} images, by class', vocab=_vocab(test_dl(dls)))
+
+def _tsne(model, dls):
+    z, y = _codes(model, dls, 1500)
+    return plot_latent(z, y, 'tsne', title=f't-SNE of z ({z.shape[1]}-D), {len(z):,} {_split(dls)} images, by class', vocab=_vocab(test_dl(dls)))
+
+register_run_figure('simplex.png', lambda model, dls, folder: _simplex(model, dls), lambda model, folder: model.bottleneck.on_simplex)
+register_run_figure('tsne.png', lambda model, dls, folder: _tsne(model, dls), lambda model, folder: model.bottleneck.latent_dim > 2)
 
 def save_run_figures(model:VAE, dls, folder:str|Path) -> list:
-    "Write every registered figure that applies to `model` into `folder/figures` (a `.gif` from a list of frames); returns their file names."
+    """Write every registered figure that applies to `model` into `folder/figures` (a `.gif` from a list of frames), each
+    made from the end-of-run sample `run_sample(dls)` (never a whole split); returns their file names."""
     import_package_families()                      # chapters that register figures of their own (the conditional class grid)
+    dls = run_sample(dls)
     figs = Path(folder)/'figures'
     figs.mkdir(parents=True, exist_ok=True)
     saved = []

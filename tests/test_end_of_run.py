@@ -1,0 +1,47 @@
+"""A small run is a small run (issue 28): what a run does after its last epoch (the test metrics of `metrics.json`, the
+figures) reads a bounded sample of the test split however large it is, and a dSprites run writes no decoded copy of
+the grid into the data root."""
+import json, os
+from dataclasses import dataclass, field
+
+from fastai.data.core import DataLoaders
+
+from conftest import cli
+from vae_nb.data import ImageTensors, TensorDL, load_splits
+from vae_nb.dsprites import DSPRITES_FILE, DSprites
+from vae_nb.train import fit_vae
+from vae_nb.viz import RUN_SAMPLE, save_run_figures
+
+@dataclass
+class SeenImages(ImageTensors):
+    "An `ImageTensors` that records the rows of its images that batches read (`seen`, shared with its subsets)."
+    seen: set = field(default_factory=set)
+    def batch(self, idx):
+        self.seen.update((idx if self.rows is None else self.rows.index_select(0, idx)).tolist())
+        return super().batch(idx)
+
+def test_after_training_a_run_reads_a_bounded_sample_of_a_large_test_split(tmp_path):
+    s = load_splits('mnist', max_train=500, valid_pct=0.01)
+    big = SeenImages(s.test.x.repeat(6, 1, 1, 1), s.test.y.repeat(6), s.vocab)          # a test split of 60,000 real images
+    dls = DataLoaders(TensorDL(s.train, bs=100, shuffle=True), TensorDL(s.valid, bs=200), TensorDL(big, bs=500))
+    learn = fit_vae(dls=dls, latent_dim=4, epochs=1, quiet=True, device='cpu', out=tmp_path/'run')
+    m = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    assert m['test_sample'] == dict(split='test', n=RUN_SAMPLE, of=60_000, seed=0), m['test_sample']
+    assert 0 < len(big.seen) <= RUN_SAMPLE, len(big.seen)            # metrics.json: the sample, not the split
+    saved = save_run_figures(learn.model, learn.dls, tmp_path/'run')
+    assert {'latent_stats.png', 'covariances.png', 'tsne.png'} <= set(saved), saved
+    assert 0 < len(big.seen) <= RUN_SAMPLE, len(big.seen)            # the figures: the same sample, nothing else
+
+def test_dsprites_run_writes_no_decoded_grid(tmp_path):
+    packed = DSprites().path                                          # the data root's bit-packed file (generated on first use)
+    data = tmp_path/'data'
+    (data/'dsprites').mkdir(parents=True)
+    try: os.link(packed, data/'dsprites'/DSPRITES_FILE)               # the same file in a fresh data root, not a copy
+    except OSError: os.symlink(packed, data/'dsprites'/DSPRITES_FILE)
+    code, out, err = cli('train', 'quick', 'dataset=dsprites', 'dataset_kwargs.n=20000', 'max_train=300', 'epochs=1', 'quiet=true', 'out=r',
+                         cwd=tmp_path, data=data)
+    assert code == 0, err
+    written = {str(f.relative_to(data)): f.stat().st_size for f in data.rglob('*') if f.is_file() and f.name != DSPRITES_FILE}
+    assert written == {}, written               # before: cache/dsprites-*/train_x.npy, 82 MB here (3 GB for the whole grid)
+    assert 'test metrics and figures from all 4,000 test images' in out, out
+    assert (tmp_path/'r'/'figures'/'latent_stats.png').stat().st_size > 1000
