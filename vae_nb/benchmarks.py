@@ -126,7 +126,7 @@ def report(df) -> str:
     fmts = [''] + ['.2f' if t in ('s/epoch (median)', 'min', 'max') else '.0f' for t in table.columns]     # seconds to 0.01, MB and threads whole
     return table.to_markdown(floatfmt=fmts).rstrip('\n') + f"\n\n{a['arch']} on {a.get('device', 'cpu')}, {a['rounds']} rounds of {a['epochs']} epochs: a/b = {a['a_over_b']:.2f}, c/a = {a['c_over_a']:.2f}"
 
-# %% ../nbs/10_benchmarks.ipynb #fc1adab2
+# %% ../nbs/10_benchmarks.ipynb #684e46f1
 def train_phase_timer():
     "A fastai callback that records the seconds per training step of each epoch in its `per_step` list (first batch to last step: data, passes, optimiser and callbacks; no validation)."
     from vae_nb.callbacks import LeanCallback
@@ -273,7 +273,7 @@ def zoo_study(entries:dict=ZOO, epochs:int=30, only_finished:bool=False) -> pd.D
     df = pd.DataFrame(rows).T[ZOO_COLUMNS]
     return df.assign(s_per_epoch=df.train_seconds / df.epochs_run).drop(columns='train_seconds')
 
-# %% ../nbs/10_benchmarks.ipynb #7a8dead3
+# %% ../nbs/10_benchmarks.ipynb #75f2435b
 SVAE_TABLE1 = {2: (-135.73, -132.50), 5: (-110.21, -108.43), 10: (-93.84, -93.16), 20: (-88.90, -89.02), 40: (-88.93, -90.87)}
 SVAE_TABLE1_SOURCE = "Davidson et al. 2018, Table 1 (LL), as quoted in github raphaelrubrice/HVAE, paper_experiments/Table1_exp.ipynb"
 
@@ -305,7 +305,7 @@ def svae_study(dims=(2, 5), seeds=(0,), k:int=500, n:int|None=None, curve_n:int=
         curves[(d, m, s)] = _curve(folder, k, curve_n)
     return pd.DataFrame(rows), curves
 
-# %% ../nbs/10_benchmarks.ipynb #ab790de9
+# %% ../nbs/10_benchmarks.ipynb #2ecdaadd
 def plot_svae_curves(table, curves:dict, runs:str|Path|None=None):
     "The learning curves of `svae_study`, one panel per d: the test −ELBO of every epoch (each run's history), the NLL at the saved epochs (± 2 s.e.) and the published NLL (dashed)."
     import matplotlib.pyplot as plt, pandas as pd
