@@ -30,10 +30,10 @@ with warnings.catch_warnings():
 # %% auto #0
 __all__ = ['RUN_SAMPLE', 'RUN_FIGURES', 'embed_2d', 'class_legend', 'plot_latent', 'plot_latent_3d', 'grid_2d', 'decode_grid',
            'gaussian_or_mixture', 'prior_grid', 'plot_manifold', 'plot_slices_3d', 'interpolate',
-           'interpolation_frames', 'plot_interpolations', 'prior_range', 'plot_traversals', 'LatentHistory', 'save_gif',
-           'latent_evolution_figs', 'simplex_xy', 'plot_ternary', 'plot_composition', 'plot_simplex',
-           'plot_reconstructions', 'plot_samples', 'latent_covariances', 'plot_covariances', 'plot_latent_stats',
-           'training_figure', 'LatentPlots', 'plot_history', 'sample_dl', 'run_sample', 'sample_note', 'RunFigure',
+           'interpolation_frames', 'plot_interpolations', 'prior_range', 'plot_traversals', 'sample_dl', 'run_sample',
+           'sample_note', 'LatentHistory', 'save_gif', 'latent_evolution_figs', 'simplex_xy', 'plot_ternary',
+           'plot_composition', 'plot_simplex', 'plot_reconstructions', 'plot_samples', 'latent_covariances',
+           'plot_covariances', 'plot_latent_stats', 'training_figure', 'LatentPlots', 'plot_history', 'RunFigure',
            'register_run_figure', 'save_run_figures']
 
 # %% ../nbs/07_viz.ipynb #2285836c
@@ -193,13 +193,42 @@ def plot_traversals(model:VAE, z:torch.Tensor|None=None, dims=None, values=None,
                           title=f'traversals: one row per dimension {dims[0]+1}..{dims[-1]+1}, values {float(values[0]):g} to {float(values[-1]):g}')
     return fig
 
+# %% ../nbs/07_viz.ipynb #d3e17be8
+RUN_SAMPLE = 5000   # the most images of a split that a run reads after training (its figures and metrics.json)
+
+def sample_dl(dl, n:int=RUN_SAMPLE, seed:int=0):
+    """Loader `dl` cut to a seeded random `n` of its examples, in random order, so that its first `k` are a random `k`
+    too (all of them, shuffled, where it holds no more): a `subset` of an `ImageTensors` (sharing its images), else a
+    `torch.utils.data.Subset` of its dataset."""
+    ds = dl.dataset
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
+    if hasattr(ds, 'subset'): return dl.new(ds.subset(idx.to(ds.device)), drop_last=False)
+    sub = torch.utils.data.Subset(ds, idx.tolist())
+    if hasattr(dl, 'new'): return dl.new(sub, drop_last=False)
+    return torch.utils.data.DataLoader(sub, batch_size=dl.batch_size, collate_fn=dl.collate_fn)     # a plain torch loader
+
+def run_sample(dls, n:int=RUN_SAMPLE, seed:int=0) -> DataLoaders:
+    """`dls` with every loader cut to `sample_dl`: all that a run reads after training (`save_run_figures`, the test
+    metrics of `metrics.json`). Its `sample_info` says what its test loader (`test_dl`) holds: `split`, `n` images `of` how many, `seed`."""
+    sizes = [len(dl.dataset) for dl in dls.loaders]
+    out = DataLoaders(*[sample_dl(dl, n, seed) for dl in dls.loaders], path=getattr(dls, 'path', '.'))
+    t = 2 if len(sizes) > 2 else 1
+    out.sample_info = dict(split='test' if t == 2 else 'validation', n=len(out.loaders[t].dataset), of=sizes[t], seed=seed)
+    return out
+
+def sample_note(info:dict) -> str:
+    "A `run_sample`'s `sample_info` in words: 'a seeded random sample of 5,000 of the 147,456 test images' (or 'all 600 test images')."
+    if info['n'] < info['of']: return f"a seeded random sample of {info['n']:,} of the {info['of']:,} {info['split']} images"
+    return f"all {info['of']:,} {info['split']} images"
+
 # %% ../nbs/07_viz.ipynb #0762a8f8
 class LatentHistory(EpochEndCallback):
-    "Record the posterior means (and labels) of the first `n` validation images after every training epoch, in `self.history`."
+    "Record the posterior means (and labels) of a seeded random `n` validation images (the same each epoch: `sample_dl`) after every training epoch, in `self.history`."
     order = 66
     def __init__(self, n:int=1000): self.n, self.history = n, []
+    def before_fit(self): self.sample = sample_dl(self.dls.valid, self.n)
     def after_train_epoch(self):
-        z, y = latent_means(self.learn.model, self.dls.valid, self.n)
+        z, y = latent_means(self.learn.model, self.sample, self.n)
         self.history.append((global_epoch(self.learn) + 1, z, y))
         self.learn.model.train()
 
@@ -346,15 +375,15 @@ def training_figure(model:VAE, dl, title:str='', n_show:int=12):
     return fig
 
 class LatentPlots(EpochEndCallback):
-    "Every `every` epochs, save `training_figure` on the validation set to `folder` (and show it in a notebook); at the end of the fit, the latent space's evolution as `latent_evolution.gif`."
+    "Every `every` epochs, save `training_figure` of a seeded random 1,000 validation images (the same each epoch: `sample_dl`) to `folder` (and show it in a notebook); at the end of the fit, the latent space's evolution as `latent_evolution.gif`."
     order = 65
     def __init__(self, every:int=1, folder:str|Path|None=None, show:bool=True): self.every, self.folder, self.show = every, folder, show
-    def before_fit(self): self.history = []
+    def before_fit(self): self.history, self.sample = [], sample_dl(self.dls.valid, 1000)
     def after_train_epoch(self):
         epoch = global_epoch(self.learn) + 1
         if epoch % self.every: return
-        fig = training_figure(self.learn.model, self.dls.valid, title=f'epoch {epoch}')
-        self.history.append((epoch, *latent_means(self.learn.model, self.dls.valid, 1000)))
+        fig = training_figure(self.learn.model, self.sample, title=f'epoch {epoch}')
+        self.history.append((epoch, *latent_means(self.learn.model, self.sample, 1000)))
         if self.folder: atomic_write(Path(self.folder)/f'latent_epoch_{epoch:03d}.png', lambda p: fig.savefig(p, dpi=80))
         if self.show and in_notebook():
             from IPython.display import display
@@ -378,34 +407,6 @@ def plot_history(history_csv:str|Path):
         ax.set(title=part + ' (nats)', xlabel='epoch'); ax.legend(fontsize=8)
     plt.tight_layout()
     return fig
-
-# %% ../nbs/07_viz.ipynb #d3e17be8
-RUN_SAMPLE = 5000   # the most images of a split that a run reads after training (its figures and metrics.json)
-
-def sample_dl(dl, n:int=RUN_SAMPLE, seed:int=0):
-    """Loader `dl` cut to a seeded random `n` of its examples, in random order, so that its first `k` are a random `k`
-    too (all of them, shuffled, where it holds no more): a `subset` of an `ImageTensors` (sharing its images), else a
-    `torch.utils.data.Subset` of its dataset."""
-    ds = dl.dataset
-    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
-    if hasattr(ds, 'subset'): return dl.new(ds.subset(idx.to(ds.device)), drop_last=False)
-    sub = torch.utils.data.Subset(ds, idx.tolist())
-    if hasattr(dl, 'new'): return dl.new(sub, drop_last=False)
-    return torch.utils.data.DataLoader(sub, batch_size=dl.batch_size, collate_fn=dl.collate_fn)     # a plain torch loader
-
-def run_sample(dls, n:int=RUN_SAMPLE, seed:int=0) -> DataLoaders:
-    """`dls` with every loader cut to `sample_dl`: all that a run reads after training (`save_run_figures`, the test
-    metrics of `metrics.json`). Its `sample_info` says what its test loader (`test_dl`) holds: `split`, `n` images `of` how many, `seed`."""
-    sizes = [len(dl.dataset) for dl in dls.loaders]
-    out = DataLoaders(*[sample_dl(dl, n, seed) for dl in dls.loaders], path=getattr(dls, 'path', '.'))
-    t = 2 if len(sizes) > 2 else 1
-    out.sample_info = dict(split='test' if t == 2 else 'validation', n=len(out.loaders[t].dataset), of=sizes[t], seed=seed)
-    return out
-
-def sample_note(info:dict) -> str:
-    "A `run_sample`'s `sample_info` in words: 'a seeded random sample of 5,000 of the 147,456 test images' (or 'all 600 test images')."
-    if info['n'] < info['of']: return f"a seeded random sample of {info['n']:,} of the {info['of']:,} {info['split']} images"
-    return f"all {info['of']:,} {info['split']} images"
 
 # %% ../nbs/07_viz.ipynb #2301d1ac
 @dataclass
