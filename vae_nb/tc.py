@@ -22,7 +22,7 @@ from .callbacks import LeanCallback
 # %% auto #0
 __all__ = ['TC_ESTIMATORS', 'log_importance_weights', 'factorisation_problem', 'kl_decomposition', 'gaussian_tc', 'BetaTCLoss',
            'TrainingSetSize', 'part_metric', 'BetaTCVAE', 'permute_dims', 'discriminator', 'discriminator_loss',
-           'FactorVAELoss', 'DiscriminatorStep', 'FactorVAE']
+           'disc_accuracy', 'FactorVAELoss', 'DiscriminatorStep', 'FactorVAE']
 
 # %% ../nbs/05l_tc.ipynb #e52e4974
 TC_ESTIMATORS = ('mss', 'mws')    # minibatch stratified sampling, minibatch weighted sampling
@@ -136,10 +136,15 @@ def discriminator(latent_dim:int, layers:int=3, width:int=128) -> nn.Sequential:
     for a, b in zip(sizes[:-1], sizes[1:]): mods += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
     return nn.Sequential(*mods, nn.Linear(width, 1))
 
-def discriminator_loss(disc:nn.Module, codes:torch.Tensor, permuted:torch.Tensor) -> torch.Tensor:
-    "The cross-entropy of `disc` telling `codes` (label 1) from `permuted` codes (label 0), averaged over both."
+def discriminator_loss(disc:nn.Module, codes:torch.Tensor, permuted:torch.Tensor, with_logits:bool=False) -> torch.Tensor:
+    "The cross-entropy of `disc` telling `codes` (label 1) from `permuted` codes (label 0), averaged over both (and its logits on `codes` and on `permuted`, `with_logits`)."
     logits = disc(torch.cat([codes, permuted])).squeeze(-1)
-    return F.binary_cross_entropy_with_logits(logits, torch.cat([torch.ones(len(codes)), torch.zeros(len(permuted))]).to(logits))
+    loss = F.binary_cross_entropy_with_logits(logits, torch.cat([torch.ones(len(codes)), torch.zeros(len(permuted))]).to(logits))
+    return (loss, logits[:len(codes)], logits[len(codes):]) if with_logits else loss
+
+def disc_accuracy(code_logits:torch.Tensor, permuted_logits:torch.Tensor) -> torch.Tensor:
+    "The discriminator's accuracy: codes called codes (logit > 0), permuted codes called permuted (logit ≤ 0), the two weighted equally."
+    return ((code_logits > 0).float().mean() + (permuted_logits <= 0).float().mean()) / 2
 
 # %% ../nbs/05l_tc.ipynb #66a51f5e
 class FactorVAELoss(VAELoss):
@@ -156,8 +161,9 @@ class FactorVAELoss(VAELoss):
         tc = logits.mean()
         self.codes = pred.z.detach()
         self.permuted = permute_dims(self.codes)
-        with torch.no_grad(): acc = ((logits > 0).float().mean() + (self.disc(self.permuted) <= 0).float().mean()) / 2
-        self.parts.update(tc=tc.detach(), disc_acc=acc)
+        self.parts.update(tc=tc.detach())
+        if not torch.is_grad_enabled():      # validation; in training `DiscriminatorStep` logs the accuracy of its own pass on the same codes
+            with torch.no_grad(): self.parts.update(disc_acc=disc_accuracy(logits, self.disc(self.permuted).squeeze(-1)))
         return loss + self.tc_weight * tc
 
 class DiscriminatorStep(LeanCallback):
@@ -168,9 +174,10 @@ class DiscriminatorStep(LeanCallback):
     def after_backward(self): self.step(self.loss.codes, self.loss.permuted)
 
     def step(self, codes:torch.Tensor, permuted:torch.Tensor) -> torch.Tensor:
-        "One Adam step of the discriminator on `codes` (label 1) against `permuted` (label 0), both detached first; its loss."
+        "One Adam step of the discriminator on `codes` (label 1) against `permuted` (label 0), both detached first; its loss. The accuracy of this pass (before the step) is the loss's `disc_acc`."
         self.opt.zero_grad(set_to_none=True)
-        d_loss = discriminator_loss(self.loss.disc, codes.detach(), permuted.detach())
+        d_loss, code_logits, permuted_logits = discriminator_loss(self.loss.disc, codes.detach(), permuted.detach(), with_logits=True)
+        self.loss.parts.update(disc_acc=disc_accuracy(code_logits.detach(), permuted_logits.detach()))
         d_loss.backward()
         self.opt.step()
         return d_loss.detach()
