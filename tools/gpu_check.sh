@@ -110,13 +110,14 @@ score_disentanglement() {   # score_disentanglement FOLDER...: the disentangleme
 }
 step repro:nvae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=gaussian latent_dim=2,5,10,20,40 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/nvae"
 step repro:svae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=vmf latent_dim=3,6,11,21,41 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/svae"
-step repro:vamp "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist prior=vamp,null "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp"
+step repro:vamp "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist seed=0,1 "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp"
+step repro:vamp_normal "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist prior=null bottleneck_kwargs=null seed=0,1 "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp_normal"
 step repro:iwae "${VAE_NB[@]}" "${SWEEP[@]}" iwae_mnist iw_k=1,5,50 "epochs=$IWAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/iwae"
 for p in dsprites_beta beta_tc_dsprites factor_dsprites capacity_dsprites; do
   step "repro:$p" "${VAE_NB[@]}" "${SWEEP[@]}" "$p" seed=0,1 "${REPRO_DS[@]}" quiet=true "device=$DEVICE" "out=$R/$p"
 done
 step repro:score_svae score "$REPRO_K" "$R"/nvae/* "$R"/svae/*
-step repro:score_nll score "$REPRO_KLONG" "$R"/vamp/* "$R"/iwae/*
+step repro:score_nll score "$REPRO_KLONG" "$R"/vamp/* "$R"/vamp_normal/* "$R"/iwae/*
 step repro:score_dsprites score_disentanglement "$R"/*dsprites/*
 echo "=== $failed step(s) failed; logs and summary.json in $OUT"
 [ "$failed" = 0 ]

@@ -159,7 +159,9 @@ def check_config(config:VAEConfig|dict|None=None, **overrides) -> VAEConfig:
     "A checked `VAEConfig` from a `VAEConfig` or a dict of keys (a preset, a `config.yaml`), with keyword `overrides`; `ValueError` naming the key for anything wrong."
     given = dataclasses.asdict(config) if isinstance(config, VAEConfig) else dict(config or {})
     given.update(overrides)
-    for k, v in given.items(): check_value(k, v)
+    for k, v in given.items():
+        if v is None and k in config_fields() and isinstance(_default(config_fields()[k]), dict): given[k] = {}   # key=null: a preset's dict key cleared
+        check_value(k, given[k])
     c = VAEConfig(**given)
     if str(c.precision) not in PRECISIONS: raise ValueError(f"Unknown precision {c.precision!r}. Allowed: {', '.join(PRECISIONS)}")
     c.precision = str(c.precision)        # `precision=32` on the command line is YAML's integer 32
