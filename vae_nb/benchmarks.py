@@ -313,16 +313,19 @@ def plot_svae_curves(table, curves:dict, runs:str|Path|None=None):
     dims = sorted(table.d.unique())
     fig, axs = plt.subplots(1, len(dims), figsize=(4.2 * len(dims), 3.3), squeeze=False)
     for ax, d in zip(axs[0], dims):
+        tops = []                                                   # the panel shows from the 10th epoch on: the first ones are far above
         for (m, colour) in (('N-VAE', 'tab:blue'), ('S-VAE', 'tab:orange')):
             for s in sorted(table[(table.d == d) & (table.model == m)].seed):
                 folder = runs/f"svae_{'nvae' if m == 'N-VAE' else 'svae'}_d{d}_s{s}"
                 h = pd.read_csv(folder/'history.csv')
+                tops.append(-h.valid_elbo.iloc[min(9, len(h) - 1)])
                 ax.plot(h.epoch + 1, -h.valid_elbo, color=colour, lw=0.8, alpha=0.6, label=f'{m} test −ELBO' if s == min(table.seed) else None)
                 pts = curves[(d, m, s)]
                 if pts: ax.errorbar(list(pts), [v[0] for v in pts.values()], yerr=[2 * v[1] for v in pts.values()], fmt='o', ms=3, color=colour,
                                     label=f'{m} NLL' if s == min(table.seed) else None)
             ax.axhline(-SVAE_TABLE1[d][m == 'S-VAE'], color=colour, ls='--', lw=1, label=f'{m} published')
-        ax.set(title=f'd = {d}', xlabel='epoch', ylabel='nats (test)')
+        low = min(-max(SVAE_TABLE1[d]), *(v[0] - 2 * v[1] for k_, pts in curves.items() if k_[0] == d for v in pts.values()))
+        ax.set(title=f'd = {d}', xlabel='epoch', ylabel='nats (test)', ylim=(low - 1, max(tops) + 1))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
