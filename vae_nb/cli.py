@@ -14,59 +14,12 @@ import matplotlib
 
 from .config import VAEConfig, as_plain, check_config, list_presets, load_preset, merge_overrides, model_keys, parse_overrides, parse_yaml
 from .callbacks import Interrupted
+from .runs import error_line, fresh_folder, preset_config, resume_config, train_run, _BAD_INPUT, _resumes_into
 
 # %% auto #0
-__all__ = ['fresh_folder', 'resume_config', 'preset_config', 'train_run', 'train_command', 'SweepFailed', 'error_line', 'main',
-           'run_main']
+__all__ = ['train_command', 'main', 'run_main']
 
-# %% ../nbs/09_cli.ipynb #22211c64
-def fresh_folder(path:str|Path) -> Path:
-    "`path`, or `path-2`, `path-3`, ... : the first that holds no run yet."
-    path = Path(path)
-    cand, i = path, 1
-    while (cand/'config.yaml').exists():
-        i += 1
-        cand = path.with_name(f'{path.name}-{i}')
-    return cand
-
-def resume_config(folder:str|Path, overrides:list) -> VAEConfig:
-    "The checked config that continues run folder `folder`: its own `config.yaml` with `key=value` overrides of keys that keep the model, from its `checkpoints/last.pt` (from the start if no epoch finished)."
-    folder = Path(folder)
-    if not (folder/'config.yaml').exists(): raise FileNotFoundError(f"{folder} is not a run folder (no config.yaml)")
-    cfg = parse_yaml((folder/'config.yaml').read_text(), folder/'config.yaml')
-    changes = parse_overrides(overrides)
-    fixed = [k for k in changes if k.split('.')[0] in [*model_keys(), 'out', 'resume']]
-    if fixed: raise ValueError(f"--resume continues the run in {folder} as it is: {', '.join(fixed)} cannot change (give only keys that keep the model, e.g. epochs=N)")
-    cfg = merge_overrides(cfg, {k: v for k, [v] in changes.items()})
-    last = folder/'checkpoints'/'last.pt'
-    return check_config(cfg, out=str(folder), resume=str(last) if last.exists() else None)
-
-def _resumes_into(cfg:VAEConfig, out:Path) -> bool:
-    "Whether `cfg` resumes from a checkpoint of run folder `out` (which then continues there)."
-    return cfg.resume is not None and Path(cfg.resume).resolve().parent.parent == out.resolve()
-
-def preset_config(preset:str|Path, overrides:list) -> dict:
-    "The config keys of `preset` with one value per `key=value` override merged in (not yet checked)."
-    return merge_overrides(load_preset(preset), {k: v for k, [v] in parse_overrides(overrides).items()})
-
-def train_run(cfg:VAEConfig, out:Path) -> Path|None:
-    "Train the checked config `cfg` into run folder `out`, then its figures; prints the test metrics. Returns `out` (None on ranks other than 0)."
-    from vae_nb.train import fit_vae
-    from vae_nb.viz import save_run_figures, sample_note
-    from fastai.torch_core import rank_distrib
-    if rank_distrib() == 0: print(f"vae-nb: training {cfg.bottleneck} on {cfg.dataset} into {out}", flush=True)
-    try: learn = fit_vae(config=cfg, out=str(out))
-    except Interrupted as e:
-        e.resume = f"vae-nb train --resume {shlex.quote(str(out))}"
-        raise
-    if getattr(learn, 'nan_stop', None): raise RuntimeError(learn.nan_stop)
-    if rank_distrib() != 0: return None                               # several processes: rank 0 writes the run folder
-    save_run_figures(learn.model, learn.dls, out)
-    m = json.loads((out/'metrics.json').read_text())
-    print(f"vae-nb: test metrics and figures from {sample_note(m['test_sample'])} (`vae-nb evaluate` scores them all):", flush=True)
-    print(json.dumps(m['test'], indent=1), flush=True)
-    return out
-
+# %% ../nbs/09_cli.ipynb #8ac649cd
 def train_command(preset:str|None, overrides:list, multirun:bool=False, resume:str|Path|None=None, **sweep_options) -> list:
     "Train the run that `preset` and the overrides describe (with `multirun`, the sweep: `vae_nb.sweeps.sweep_command` with `sweep_options`), or continue run folder `resume`; returns the run folders. Everything is checked before the first run starts."
     if resume is not None:
@@ -123,19 +76,6 @@ def _parser():
     s = sub.add_parser('config', help='print the resolved, checked config of a preset plus overrides (no training)')
     s.add_argument('preset'); s.add_argument('overrides', nargs='*')
     return p
-
-_BAD_INPUT = (ValueError, OSError, RuntimeError, yaml.YAMLError)   # what bad input raises: exit status 2, the message alone
-
-class SweepFailed(Exception):
-    "Some runs of a sweep failed (the others finished): `vae-nb` says which, on one line, and exits with status 1."
-
-def error_line(e:Exception) -> str:
-    "What `vae-nb` says about `e`, on one line: the message, with the type and a hint for an unexpected exception."
-    msg = ' '.join(l.strip() for l in str(e).splitlines() if l.strip())
-    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
-        msg = f"Malformed YAML, line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}: {e.problem}"
-    if isinstance(e, (*_BAD_INPUT, SweepFailed)): return msg
-    return f"{type(e).__name__}: {msg} (VAE_NB_DEBUG=1 shows the traceback)"
 
 def _run(args):
     "Run the parsed command `args`."

@@ -16,7 +16,7 @@ import yaml
 
 from .callbacks import Interrupted
 from .checkpoints import atomic_write
-from .cli import SweepFailed, error_line, fresh_folder, train_run
+from .runs import SweepFailed, error_line, fresh_folder, train_run
 from .config import as_plain, check_config, load_preset, merge_overrides, parse_overrides
 
 # %% auto #0
