@@ -3,7 +3,7 @@ or in a process of its own (`cli_process`: for what only a process shows: signal
 what is printed while importing, several processes)."""
 import os, subprocess, sys
 
-MAIN = [sys.executable, '-c', 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
+MAIN = [sys.executable, '-c', 'import sys; from vae_nb.tools.cli import main; sys.exit(main(sys.argv[1:]))']   # what the vae-nb script runs
 OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}  # downloads fail at once
 
 def cli_env(data=None, **extra) -> dict:
@@ -19,7 +19,7 @@ def cli_process(*args, cwd=None, data=None, timeout=900, **env) -> tuple:
     return r.returncode, r.stdout, r.stderr
 
 def cli(*args, cwd=None, data=None, **env) -> tuple:
-    """`vae-nb ARGS` in this process, as `cli_process` would run it (`vae_nb.cli.run_main`: in `cwd`, in the environment
+    """`vae-nb ARGS` in this process, as `cli_process` would run it (`vae_nb.tools.cli.run_main`: in `cwd`, in the environment
     of `cli_env`, with stdout and stderr of its own; everything restored after): (exit status, stdout, stderr)."""
-    from vae_nb.cli import run_main
+    from vae_nb.tools.cli import run_main
     return run_main(*args, cwd=cwd, env=cli_env(data, **env))

@@ -1,4 +1,4 @@
-"""The explorer (chapter 08) in a real browser: JupyterLab started on 127.0.0.1 and driven by headless Chromium through
+"""The explorer (chapter explore) in a real browser: JupyterLab started on 127.0.0.1 and driven by headless Chromium through
 Selenium. The browser runs a notebook that trains a tiny 2-D Gaussian VAE and shows `LatentExplorer`, then drags a
 slider and clicks a cell of the 2-D pad; each must change the decoded image, the images must be shown at their own
 size (not stretched), the sliders must read what Python set, and the browser log must hold no error.
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 NOTEBOOK_CODE = """\
 from vae_nb.train import fit_vae
-from vae_nb.explore import LatentExplorer
+from vae_nb.evaluation.explore import LatentExplorer
 learn = fit_vae(dataset='mnist', bottleneck='gaussian', latent_dim=2, arch='mlp400', max_train=2000, epochs=1,
                 valid_pct=0.05, quiet=True, device='cpu', seed=0)
 ex = LatentExplorer(learn.model, learn.dls)

@@ -3,7 +3,7 @@ import json, subprocess, sys
 from pathlib import Path
 import pytest, yaml
 
-from vae_nb.cli import list_presets, main
+from vae_nb.tools.cli import list_presets, main
 
 from conftest import OFFLINE, cli, cli_process
 
@@ -74,7 +74,7 @@ def test_errors_are_one_line_with_the_closest_name(empty_data):
     presets = ', '.join(list_presets())
     assert error_of(*cli('train', 'qiuck')) == (
         2, f"vae-nb: error: No preset 'qiuck' (did you mean quick?). Presets: {presets} (or give a path to a .yaml file)")
-    from vae_nb.config import config_fields
+    from vae_nb.train.config import config_fields
     assert error_of(*cli('config', 'quick', 'lattent_dim=3')) == (
         2, f"vae-nb: error: Unknown config key 'lattent_dim' (did you mean latent_dim?). Keys: {', '.join(config_fields())}")
     assert error_of(*cli('config', 'quick', 'latent_dim=0')) == (2, "vae-nb: error: latent_dim must be >= 1, got 0")
@@ -120,7 +120,7 @@ def test_missing_and_damaged_dataset_files(tmp_path):
     assert (code, line) == (2, f"vae-nb: error: The 'MNIST' dataset is not in the data root and could not be downloaded "
                                f"(RuntimeError: Error downloading train-images-idx3-ubyte.gz:). Expected {files} in {empty}/MNIST/raw: "
                                f"download them there, or point $VAE_NB_DATA at a folder that has them.")
-    from vae_nb.data import data_root
+    from vae_nb.data.datasets import data_root
     raw = tmp_path/'damaged'/'MNIST'/'raw'
     raw.mkdir(parents=True)
     for f in files.split(', '): (raw/f).write_bytes((data_root()/'MNIST'/'raw'/f).read_bytes())
@@ -268,7 +268,7 @@ def test_commands_print_nothing_on_stderr_and_importing_vae_nb_leaves_the_warnin
     assert err == '', err
     probe = '\n'.join(['import warnings',
         'warnings.simplefilter("error", FutureWarning)                 # a user who makes FutureWarnings errors: the warning would fail the import',
-        'import vae_nb.cli, vae_nb.train, vae_nb.checkpoints, vae_nb.evaluate, vae_nb.viz',
+        'import vae_nb.tools.cli, vae_nb.train.fit, vae_nb.train.checkpoints, vae_nb.evaluation.evaluate, vae_nb.evaluation.viz',
         'assert ("error", None, FutureWarning, None, 0) in warnings.filters, "the user\'s filter was removed"',
         'assert not any(f[1] is not None and "jit" in f[1].pattern for f in warnings.filters if f[2] is FutureWarning), "a global filter was left"',
         'try: warnings.warn("yours", FutureWarning)',

@@ -4,8 +4,8 @@ import json, os, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 
-from vae_nb.checkpoints import load_run
-from vae_nb.evaluate import loss_parts
+from vae_nb.train.checkpoints import load_run
+from vae_nb.evaluation.evaluate import loss_parts
 from conftest import cli, cli_process
 
 SCRIPT = '''

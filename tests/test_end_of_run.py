@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from fastai.data.core import DataLoaders
 
 from conftest import cli
-from vae_nb.data import ImageTensors, TensorDL, load_splits
-from vae_nb.dsprites import DSPRITES_FILE, DSprites
+from vae_nb.data.datasets import ImageTensors, TensorDL, load_splits
+from vae_nb.data.dsprites import DSPRITES_FILE, DSprites
 from vae_nb.train import fit_vae
-from vae_nb.viz import RUN_SAMPLE, save_run_figures
+from vae_nb.evaluation.viz import RUN_SAMPLE, save_run_figures
 
 @dataclass
 class SeenImages(ImageTensors):

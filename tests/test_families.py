@@ -6,10 +6,10 @@ from fastai.data.load import DataLoader
 from fastai.callback.core import Callback
 from torch.utils.data import TensorDataset
 
-from vae_nb.models import bottleneck_names, build_vae
+from vae_nb.core.models import bottleneck_names, build_vae
 from vae_nb.train import fit_vae
-from vae_nb.checkpoints import load_run
-from vae_nb.evaluate import iw_nll, loss_parts
+from vae_nb.train.checkpoints import load_run
+from vae_nb.evaluation.evaluate import iw_nll, loss_parts
 
 TINY = dict(dataset='mnist', classes=[0, 1], max_train=600, epochs=1, valid_pct=0.02, bs=100, quiet=True, device='cpu', seed=0)
 
@@ -72,7 +72,7 @@ def _plain_dls(lo=0., hi=1.):
 def test_plain_tensors_train_a_model_built_for_them_and_the_run_folder_says_so(tmp_path):
     "Plain (x, y) tensors in fastai loaders: the image shape is read from a batch, figures work, and the run folder records the custom data."
     import yaml
-    from vae_nb.checkpoints import load_run
+    from vae_nb.train.checkpoints import load_run
     learn = fit_vae(dls=_plain_dls(), latent_dim=2, epochs=2, viz_every=1, quiet=True, device='cpu', out=tmp_path/'run')
     assert learn.model.encoder.in_shape == (1, 8, 8)
     assert (tmp_path/'run'/'figures'/'latent_epoch_002.png').exists() and (tmp_path/'run'/'figures'/'latent_evolution.gif').exists()

@@ -2,7 +2,7 @@
 import json, os
 import pytest
 
-from vae_nb.cli import main
+from vae_nb.tools.cli import main
 
 from conftest import cli
 

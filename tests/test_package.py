@@ -6,7 +6,7 @@ import vae_nb
 MODULES = [m.name for m in pkgutil.walk_packages(vae_nb.__path__, 'vae_nb.') if not m.name.split('.')[-1].startswith('_')]
 
 def test_there_are_modules():
-    assert 'vae_nb.data' in MODULES
+    assert 'vae_nb.data.datasets' in MODULES
 
 @pytest.mark.parametrize('name', MODULES)
 def test_every_exported_name_has_a_docstring(name):
@@ -60,8 +60,78 @@ def test_the_wheel_installs_and_runs_its_presets(tmp_path):
 def test_importing_the_package_leaves_the_warning_filters_alone():
     "vae_nb silences fastai's import-time FutureWarning only around its own imports, never in the user's filters."
     import subprocess, sys
-    code = ("import warnings; import vae_nb.train, vae_nb.viz, vae_nb.cli, vae_nb.explore, vae_nb.benchmarks; "
+    code = ("import warnings; import vae_nb.train.fit, vae_nb.evaluation.viz, vae_nb.tools.cli, vae_nb.evaluation.explore, vae_nb.tools.benchmarks; "
             "print([f[1].pattern for f in warnings.filters if f[1] is not None and 'script' in f[1].pattern])")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '[]', r.stdout
+
+def import_graph(package_dir) -> dict:
+    "Module -> the package's modules it imports, read from every `import` statement of every file (those inside functions too)."
+    import ast
+    from pathlib import Path
+    root = Path(package_dir)
+    names = {}
+    for f in root.rglob('*.py'):
+        parts = f.relative_to(root.parent).with_suffix('').parts
+        names['.'.join(parts[:-1] if parts[-1] == '__init__' else parts)] = f
+    graph = {}
+    for name, f in names.items():
+        here = name.split('.') if f.name == '__init__.py' else name.split('.')[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = '.'.join(here[:len(here) - node.level + 1] + ([node.module] if node.module else [])) if node.level else node.module
+                deps |= {base, *(f'{base}.{a.name}' for a in node.names)}
+            elif isinstance(node, ast.Import): deps |= {a.name for a in node.names}
+        graph[name] = sorted(d for d in deps if d in names and d != name)
+    return graph
+
+def import_cycle(graph:dict) -> list:
+    "One circle of imports in `graph` (a list of modules that leads back to its first), or [] when there is none."
+    state, path = {}, []
+    def visit(m):
+        state[m] = 'open'; path.append(m)
+        for d in graph[m]:
+            if state.get(d) == 'open': return path[path.index(d):] + [d]
+            if d not in state and (found := visit(d)): return found
+        state[m] = 'done'; path.pop()
+        return []
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)): return found
+    return []
+
+def test_the_import_check_finds_a_circle(tmp_path):
+    pkg = tmp_path/'pkg'
+    (pkg/'sub').mkdir(parents=True)
+    for f, text in {'__init__.py': '', 'a.py': 'from .sub.b import x', 'sub/__init__.py': '', 'sub/b.py': 'def x():\n    from ..c import y',
+                    'c.py': 'from . import a', 'd.py': 'import pkg.a'}.items():
+        (pkg/f).write_text(text)
+    graph = import_graph(pkg)
+    assert graph['pkg.d'] == ['pkg.a'] and graph['pkg.sub.b'] == ['pkg.c']
+    assert import_cycle(graph) == ['pkg.a', 'pkg.sub.b', 'pkg.c', 'pkg.a']
+    (pkg/'c.py').write_text('y = 1')
+    assert import_cycle(import_graph(pkg)) == []
+
+def test_no_module_imports_itself_back():
+    "The package's imports form no circle, lazy ones (inside functions) included: each module imports downwards only."
+    from pathlib import Path
+    graph = import_graph(Path(vae_nb.__file__).parent)
+    assert 'vae_nb.families.vmf' in graph and 'vae_nb.core.models' in graph['vae_nb.families.vmf']
+    assert import_cycle(graph) == [], f"an import circle: {' -> '.join(import_cycle(graph))}"
+
+def test_every_chapter_opens_in_colab():
+    "Each chapter, right after its title: an 'Open in Colab' badge pointing at its own path, and a hidden cell that installs vae_nb only on Colab."
+    import json
+    from pathlib import Path
+    nbs = Path(__file__).parent.parent/'nbs'
+    chapters = sorted(nbs.glob('*_*/*.ipynb'))
+    assert len(chapters) >= 30
+    for nb in chapters:
+        cells = json.loads(nb.read_text())['cells']
+        src = [''.join(c['source']) for c in cells]
+        title = next(i for i, c in enumerate(cells) if c['cell_type'] == 'markdown' and src[i].startswith('# '))
+        badge, install = src[title + 1], src[title + 2]
+        url = f"https://colab.research.google.com/github/vae-nb/vae_nb/blob/main/{nb.relative_to(nbs.parent)}"
+        assert 'colab-badge.svg' in badge and f']({url})' in badge, f"{nb}: no Colab badge for {url} after the title"
+        assert install.startswith('#| hide') and "'google.colab' in sys.modules" in install and 'pip' in install, f"{nb}: no hidden Colab install cell"

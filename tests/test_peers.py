@@ -1,12 +1,12 @@
-"What spans processes in chapter 10b (vae_nb next to Pythae): jobs in fresh one-thread processes, a failing job, and a study killed half-way that continues where it stopped."
+"What spans processes in chapter peers (vae_nb next to Pythae): jobs in fresh one-thread processes, a failing job, and a study killed half-way that continues where it stopped."
 import json, os, signal, subprocess, sys, time
 import pytest
 
 pytest.importorskip('pythae', reason="pythae is not installed (pip install 'vae_nb[peers]')")
-from vae_nb.peers import job_path, peer_study, peer_table, run_peer_job
+from vae_nb.tools.peers import job_path, peer_study, peer_table, run_peer_job
 
 TINY = dict(epochs=1, seeds=(0,), k=5, n_train=200, n_test=20, pairs=['gaussian'])
-STUDY = "from vae_nb.peers import peer_study; peer_study(folder={!r}, **{!r})"
+STUDY = "from vae_nb.tools.peers import peer_study; peer_study(folder={!r}, **{!r})"
 
 def test_killed_study_continues(tmp_path):
     study = tmp_path/'study'

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest, torch
 
-from vae_nb.checkpoints import load_checkpoint
+from vae_nb.train.checkpoints import load_checkpoint
 from conftest import MAIN, cli, cli_env as env
 
 QUICK = ['max_train=1500', 'valid_pct=0.05', 'quiet=true']
@@ -142,7 +142,7 @@ def test_a_run_folder_is_never_overwritten(tmp_path):
 
 HANGING_WRITE = '''
 import sys, time
-from vae_nb.checkpoints import atomic_write
+from vae_nb.core.basics import atomic_write
 def write_forever(p):
     p.write_bytes(b'half a checkpoint'); print('writing', flush=True); time.sleep(600)
 atomic_write(sys.argv[1], write_forever)

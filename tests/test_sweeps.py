@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vae_nb.sweeps import cores
+from vae_nb.tools.sweeps import cores
 from conftest import MAIN, OFFLINE, cli, cli_env as env
 
 TINY = ['dataset=digits', 'bs=64', 'quiet=true', 'device=cpu']
@@ -131,6 +131,6 @@ def test_sweep_bad_input_is_one_line_before_any_job(tmp_path):
     (tmp_path/'opts.yaml').write_text('foo: 1\n')
     code, out, err = cli('train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad2', '--launcher', 'submitit', '--submitit-yaml', 'opts.yaml', cwd=tmp_path)
     assert code == 2 and last(err) == "vae-nb: error: submitit parameters: Parameter 'foo' need to be prefixed by an executor name.", err
-    no_submitit = [sys.executable, '-c', "import sys; sys.modules['submitit'] = None; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))"]
+    no_submitit = [sys.executable, '-c', "import sys; sys.modules['submitit'] = None; from vae_nb.tools.cli import main; sys.exit(main(sys.argv[1:]))"]
     r = subprocess.run([*no_submitit, 'train', '-m', 'quick', *TINY, 'latent_dim=2,3', 'out=bad3', '--launcher', 'submitit'], capture_output=True, text=True, cwd=tmp_path, env=env())
     assert r.returncode == 2 and last(r.stderr) == "vae-nb: error: --launcher submitit needs the submitit package: pip install 'vae_nb[slurm]' (or pip install submitit)", r.stderr

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of vae_nb: what only a CUDA machine can show, in one script, each step logged and timed.
-#   1. every latent family (vae_nb.models.bottleneck_names(): families added later are included) trained one epoch
+#   1. every latent family (vae_nb.core.models.bottleneck_names(): families added later are included) trained one epoch
 #      on full MNIST (the quick preset) as one sweep (`vae-nb train -m`: one process, each family's status in its
 #      sweep.json, a failing family reported without stopping the others, and the sweep's compare table), then
 #      `vae-nb evaluate` of one run and `vae-nb compare` of all of them;
@@ -56,7 +56,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   fi
 fi
 [ -z "${VAE_NB_DATA:-}" ] && [ -d data/MNIST ] && export VAE_NB_DATA="$repo/data"
-VAE_NB=(python -c 'import sys; from vae_nb.cli import main; sys.exit(main(sys.argv[1:]))')   # the vae-nb script, without an install
+VAE_NB=(python -c 'import sys; from vae_nb.tools.cli import main; sys.exit(main(sys.argv[1:]))')   # the vae-nb script, without an install
 
 if [ "$QUICK" = 1 ]; then
   SIZE=(max_train=300 valid_pct=0.05 'classes=[0,1]') K=5 IWN=50 NLL=(epochs=1 max_train=300 'classes=[0,1]') NLL_K=5 NLL_N=100
@@ -83,13 +83,13 @@ json.dump(s, open(path, 'w'), indent=1)
 EOF
 }
 
-step machine python -c "import torch, vae_nb.benchmarks as b; print(b.machine()); print('cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
-families=$(python -W ignore -c 'from vae_nb.models import bottleneck_names; print(",".join(bottleneck_names()))')
+step machine python -c "import torch, vae_nb.tools.benchmarks as b; print(b.machine()); print('cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+families=$(python -W ignore -c 'from vae_nb.core.models import bottleneck_names; print(",".join(bottleneck_names()))')
 step families "${VAE_NB[@]}" train -m quick "bottleneck=$families" epochs=1 "${SIZE[@]}" viz_every=0 quiet=true "device=$DEVICE" "out=$OUT/runs"
 step evaluate "${VAE_NB[@]}" evaluate "$OUT/runs/bottleneck=gaussian" --k "$K" --iw-n "$IWN"
 [ "$QUICK" = 1 ] || step compare "${VAE_NB[@]}" compare "$OUT"/runs/bottleneck=* --out "$OUT/comparison" --k "$K" --iw-n "$IWN"
 if [ "$DEVICE" = cuda ]; then
-  gpu_nbs=$(grep -l '"#| gpu' nbs/*.ipynb | tr '\n' ' ')
+  gpu_nbs=$(grep -l '"#| gpu' nbs/*/*.ipynb | tr '\n' ' ')
   for nb in $gpu_nbs; do step "gpu_cells:$(basename "$nb" .ipynb)" nbdev-test "$nb" --flags gpu; done
 else echo "=== gpu_cells: skipped (they need CUDA)"; fi
 step bench "${VAE_NB[@]}" bench --device "$DEVICE" --rounds 3 --epochs 2

@@ -32,7 +32,7 @@ def shrink_notebook(path:Path) -> tuple:
     return before, after
 
 if __name__ == '__main__':
-    paths = [Path(p) for p in sys.argv[1:]] or sorted(Path('nbs').glob('*.ipynb'))
+    paths = [Path(p) for p in sys.argv[1:]] or sorted(Path('nbs').rglob('*.ipynb'))
     for p in paths:
         b, a = shrink_notebook(p)
         if b: print(f"{p}: images {b // 1024} KB -> {a // 1024} KB")
