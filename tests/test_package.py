@@ -135,3 +135,15 @@ def test_every_chapter_opens_in_colab():
         url = f"https://colab.research.google.com/github/vae-nb/vae_nb/blob/main/{nb.relative_to(nbs.parent)}"
         assert 'colab-badge.svg' in badge and f']({url})' in badge, f"{nb}: no Colab badge for {url} after the title"
         assert install.startswith('#| hide') and "'google.colab' in sys.modules" in install and 'pip' in install, f"{nb}: no hidden Colab install cell"
+
+def test_the_sidebar_lists_every_chapter_once_by_part():
+    "nbs/sidebar.yml (written by hand: nbdev's own drops the folders' number prefixes from the paths) lists every notebook once, each part's under its own section, in the folders' order."
+    import yaml
+    from pathlib import Path
+    nbs = Path(__file__).parent.parent/'nbs'
+    contents = yaml.safe_load((nbs/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    sections = [c for c in contents if isinstance(c, dict)]
+    listed = [p for s in sections for p in s['contents']]
+    assert contents[0] == 'index.ipynb'
+    assert listed == sorted(p.relative_to(nbs).as_posix() for p in nbs.glob('*_*/*.ipynb')), "sidebar.yml and nbs/ differ"
+    assert [{p.split('/')[0] for p in s['contents']} for s in sections] == [{d.name} for d in sorted(nbs.glob('[0-9]_*'))]
