@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Chromium and its driver for tests/test_browser.py, from Debian's packages (Playwright cannot download browsers here).
+# Chromium and its driver for tests/test_browser.py and the docs' width check (tools/docs.py), from Debian's packages (Playwright cannot download browsers here).
 # Does nothing when both are installed; otherwise needs apt-get and root (or sudo). Without them the browser test skips,
 # saying what is missing. Measured on a Debian 12 container (apt-get update, then chromium, chromium-driver and their
 # 105 dependencies): 21-38 s; nothing to do (0 s) when both are there.
