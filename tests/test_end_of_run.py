@@ -45,3 +45,27 @@ def test_dsprites_run_writes_no_decoded_grid(tmp_path):
     assert written == {}, written               # before: cache/dsprites-*/train_x.npy, 82 MB here (3 GB for the whole grid)
     assert 'test metrics and figures from all 4,000 test images' in out, out
     assert (tmp_path/'r'/'figures'/'latent_stats.png').stat().st_size > 1000
+
+def test_the_full_test_nll_is_shared_by_processes_and_continues_after_a_kill(tmp_path):
+    "`full_test_nll`: real processes share the blocks of one score; a kill of one leaves its finished blocks, the same call finishes the rest, and the score equals one process's."
+    import signal, subprocess, sys, time
+    import torch
+    from vae_nb.tools.benchmarks import full_test_nll, _SCORE_SHARD
+    from vae_nb.train.checkpoints import load_run
+    from vae_nb.evaluation.evaluate import iw_nll, test_dl
+    cli('train', 'quick', 'max_train=300', 'epochs=1', 'quiet=true', f'out={tmp_path/"run"}')
+    run, parts = tmp_path/'run', tmp_path/'run'/'nll-k40-last'
+    p = subprocess.Popen([sys.executable, '-c', _SCORE_SHARD, str(run), 'last', '40', str(parts), '0', '2'],
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    while not (parts.exists() and len(list(parts.glob('*.pt'))) >= 2): time.sleep(0.2)
+    p.send_signal(signal.SIGKILL); p.wait()
+    kept = sorted(f.name for f in parts.glob('*.pt'))
+    assert 2 <= len(kept) < 50 and all(int(f[:6]) % 2 == 0 for f in kept), kept   # shard 0 of 2: even blocks (of 100 images or a batch's rest), none half-written
+    res = full_test_nll(run, k=40, processes=2)
+    assert res['n'] == 10_000
+    assert json.loads((run/'nll-k40-last.json').read_text())['nll'] == res['nll']
+    model, dls, _ = load_run(run, 'last')
+    one = iw_nll(model, test_dl(dls), k=40, max_n=None, parts=tmp_path/'one')        # one process, blocks seeded the same
+    assert torch.isclose(torch.tensor(one['nll']), torch.tensor(res['nll']), rtol=1e-9), (one['nll'], res['nll'])
+    assert sorted(f.name for f in parts.glob('*.pt')) == sorted(f.name for f in (tmp_path/'one').glob('*.pt'))
+    assert 0 < res['nll'] < -res['elbo']

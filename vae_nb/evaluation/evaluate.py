@@ -7,6 +7,7 @@ Docs: https://vae-nb.github.io/vae_nb/3_evaluation/evaluate.html.md"""
 # %% ../../nbs/3_evaluation/00_evaluate.ipynb #4087615c
 from __future__ import annotations
 import json, math, re, time, warnings
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -111,21 +112,42 @@ def subset_dl(dl, n:int|None, seed:int=0):
     idx = torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
     return dl.new(dl.dataset.subset(idx.to(dl.dataset.device)))
 
-def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:int=100, seed:int=0) -> dict:
-    "Mean of $-\\mathcal L_k$ over a seeded random `max_n` examples of `dl` (`subset_dl`; all if None): `nll`, its standard error `nll_se`, the ELBO on the same examples `elbo`, `n`, `k` and `seconds`."
+def _kept_block(parts:Path|None, j:int, shard:tuple, make:Callable) -> torch.Tensor|None:
+    "Block `j`'s values: made by `make()` without `parts`; else read from `parts`, or made (seeded by `j`) and kept there if it is this `shard`'s, or None."
+    if parts is None: return make()
+    f = parts/f'{j:06d}.pt'
+    if f.exists(): return torch.load(f, weights_only=True)
+    if j % shard[1] != shard[0]: return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1_000_003 + j)
+        v = make()
+    atomic_write(f, lambda p: torch.save(v, p))
+    return v
+
+def iw_nll(model:VAE, dl, k:int=1000, max_n:int|None=1000, chunk:int=20_000, bs:int=100, seed:int=0,
+           parts:str|Path|None=None, shard:tuple=(0, 1)) -> dict:
+    """Mean of $-\\mathcal L_k$ over a seeded random `max_n` examples of `dl` (`subset_dl`; all if None): `nll`, its standard
+    error `nll_se`, the ELBO on the same examples `elbo`, `n`, `k` and `seconds`. With a folder `parts`, each block of `bs`
+    examples is kept there when it is made (its draws seeded by its index), so a call stopped by a kill loses at most one
+    block and the next call makes only the missing ones; `shard=(i, n)` makes blocks i, i+n, ... only, so n processes can
+    share one folder. The scores cover the blocks there are (`n`)."""
     model.eval()
     dl = subset_dl(dl, max_n, seed)
-    vals, n, t0 = [], 0, time.perf_counter()
+    if parts is not None: Path(parts).mkdir(parents=True, exist_ok=True)
+    vals, n, j, t0 = [], 0, 0, time.perf_counter()
     for xb, yb in dl:
         for i in range(0, len(xb), bs):
             take = len(xb[i:i + bs]) if max_n is None else min(bs, max_n - n, len(xb) - i)
             if take <= 0: break
-            vals.append(-iw_log_px(model, xb[i:i + take], yb[i:i + take], k, chunk).cpu()); n += take
+            x, y = xb[i:i + take], yb[i:i + take]
+            v = _kept_block(None if parts is None else Path(parts), j, shard, lambda: -iw_log_px(model, x, y, k, chunk).cpu())
+            if v is not None: vals.append(v)
+            n += take; j += 1
         if max_n is not None and n >= max_n: break
-    v = torch.cat(vals).double()
+    v = torch.cat(vals).double() if vals else torch.zeros(0, dtype=torch.float64)
     secs = round(time.perf_counter() - t0, 2)
     elbo = loss_parts(model, dl)['elbo'] if len(v) == len(dl.dataset) else float('nan')
-    return dict(nll=v.mean().item(), nll_se=(v.std() / math.sqrt(len(v))).item() if len(v) > 1 else float('nan'),
+    return dict(nll=v.mean().item() if len(v) else float('nan'), nll_se=(v.std() / math.sqrt(len(v))).item() if len(v) > 1 else float('nan'),
                 elbo=elbo, n=len(v), k=k, seconds=secs)
 
 # %% ../../nbs/3_evaluation/00_evaluate.ipynb #2469616d

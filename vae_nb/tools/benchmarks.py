@@ -15,8 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['PIPELINES', 'CONV_VARIANTS', 'ZOO', 'ZOO_COLUMNS', 'SVAE_TABLE1', 'SVAE_TABLE1_SOURCE', 'measure',
            'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'train_phase_timer', 'conv_step_benchmark',
-           'long_run', 'cached_evaluation', 'data_memory', 'data_memory_benchmark', 'zoo_study', 'svae_runs',
-           'svae_study', 'plot_svae_curves']
+           'long_run', 'cached_evaluation', 'full_test_nll', 'data_memory', 'data_memory_benchmark', 'zoo_study',
+           'svae_runs', 'svae_study', 'plot_svae_curves']
 
 # %% ../../nbs/5_tools/03_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int, device:str):
@@ -210,6 +210,39 @@ def cached_evaluation(folder:str|Path, k:int=1000, iw_n:int|None=1000, which:str
         res = json.loads(path.read_text())
         if (res.get('nll_k'), res.get('checkpoint')) == (k, which) and (iw_n is None or res.get('nll_n') == iw_n): return res
     return evaluate_command(folder, k=k, iw_n=iw_n, which=which, out=path)
+
+# %% ../../nbs/5_tools/03_benchmarks.ipynb #7ced1481
+_SCORE_SHARD = """
+import sys
+from vae_nb.train.checkpoints import load_run
+from vae_nb.evaluation.evaluate import iw_nll, test_dl
+folder, which, k, parts, i, n = sys.argv[1:]
+model, dls, _ = load_run(folder, which)
+iw_nll(model, test_dl(dls), k=int(k), max_n=None, parts=parts, shard=(int(i), int(n)))
+"""
+
+def full_test_nll(folder:str|Path, k:int=5000, which:str='last', processes:int=2) -> dict:
+    """The importance-weighted NLL (`k` samples) of run `folder`'s checkpoint `which` on every test image, scored by
+    `processes` one-thread processes that share the blocks kept in `folder/nll-k{k}-{which}/` (`iw_nll(parts=...)`): a kill
+    loses at most a block per process, and the same call continues. Written to `folder/nll-k{k}-{which}.json` and returned."""
+    from vae_nb.core.basics import atomic_write
+    from vae_nb.evaluation.evaluate import iw_nll, test_dl
+    from vae_nb.train.checkpoints import load_run
+    folder, t0 = Path(folder), time.perf_counter()
+    out, parts = folder/f'nll-k{k}-{which}.json', folder/f'nll-k{k}-{which}'
+    if out.exists(): return json.loads(out.read_text())
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    procs = [subprocess.Popen([sys.executable, '-c', _SCORE_SHARD, str(folder), which, str(k), str(parts), str(i), str(processes)], env=env)
+             for i in range(processes)]
+    try:
+        if any(p.wait() for p in procs): raise RuntimeError(f"a scoring process of {folder} failed: run full_test_nll again to continue")
+    finally:
+        for p in procs: p.kill()
+    model, dls, _ = load_run(folder, which)
+    res = iw_nll(model, test_dl(dls), k=k, max_n=None, parts=parts) | dict(checkpoint=which, processes=processes,
+                                                                         seconds=round(time.perf_counter() - t0, 1))   # of this call
+    atomic_write(out, lambda p: p.write_text(json.dumps(res, indent=1)))
+    return res
 
 # %% ../../nbs/5_tools/03_benchmarks.ipynb #7d4c2a44
 _LOAD_MNIST = """
