@@ -22,8 +22,9 @@ from .elbo import Likelihood, get_likelihood
 __all__ = ['PRIORS', 'BOTTLENECKS', 'OBJECTIVES', 'ARCHS', 'NoPriorError', 'signature_kwargs', 'check_kwargs', 'Bottleneck',
            'GaussianBottleneck', 'LatentPrior', 'register_prior', 'prior_names', 'prior_class', 'get_prior',
            'register_bottleneck', 'bottleneck_names', 'bottleneck_class', 'get_bottleneck', 'MLPEncoder', 'MLPDecoder',
-           'ConvEncoder', 'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE', 'build_vae', 'VAELoss',
-           'importance_bound', 'IWAELoss', 'Objective', 'register_objective', 'objective_names', 'objective_class']
+           'ConvEncoder', 'ConvDecoder', 'arch_spec', 'build_nets', 'VAEOutput', 'VAE', 'fast_memory_format',
+           'build_vae', 'VAELoss', 'importance_bound', 'IWAELoss', 'Objective', 'register_objective', 'objective_names',
+           'objective_class']
 
 # %% ../../nbs/0_core/03_models.ipynb #09fedb3f
 class NoPriorError(ValueError):
@@ -433,6 +434,10 @@ class VAE(nn.Module):
         return True
 
 # %% ../../nbs/0_core/03_models.ipynb #b40bb91e
+def fast_memory_format(device:torch.device|str) -> torch.memory_format:
+    "The layout `fit_vae` and `load_run` give conv weights on `device`: channels_last on the CPU (oneDNN's faster kernels; chapter benchmarks measures each conv net), the default elsewhere."
+    return torch.channels_last if torch.device(device).type == 'cpu' else torch.preserve_format
+
 def build_vae(bottleneck:str|Bottleneck='gaussian', latent_dim:int=20, arch:str|dict='mlp400', likelihood:str|Likelihood='bernoulli',
               in_shape:tuple=(1, 28, 28), n_classes:int=0, vocab:list|None=None, **bottleneck_kwargs) -> VAE:
     "A `VAE` from names: bottleneck family, latent size, architecture, likelihood; `n_classes > 0` makes it conditional."

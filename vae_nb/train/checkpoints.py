@@ -21,6 +21,7 @@ with warnings.catch_warnings():
 
 from .callbacks import EpochEndCallback, LeanCallback, global_epoch
 from ..core.basics import atomic_write, clean_abandoned
+from ..core.models import fast_memory_format
 from .config import VAEConfig, as_plain, check_config, dls_from_config, model_from_config, model_keys, parse_yaml
 
 # %% auto #0
@@ -172,4 +173,4 @@ def load_run(folder:str|Path, which:str='best', device='cpu'):
     dls = dls_from_config(c, device)
     model = model_from_config(c, dls)
     restore_weights(model, state)
-    return model.to(device).eval(), dls, c
+    return model.to(device, memory_format=fast_memory_format(device)).eval(), dls, c

@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     from fastai.torch_core import default_device, set_seed
 from fastcore.imports import in_notebook
 
-from ..core.models import VAELoss
+from ..core.models import VAELoss, fast_memory_format
 from .config import (VAEConfig, check_config, check_data, config_fields, config_table, dls_from_config, model_from_config, objective_from_config,
                            as_plain, _default)
 from .callbacks import (VAELearner, VAEBatch, NaNGuard, KLAnneal, CapacitySchedule, WeightAverage, TableLogger, RunProgress, Interrupted,
@@ -38,7 +38,7 @@ from ..evaluation.viz import LatentPlots, run_sample
 from .distributed import init_distributed, parallel_callbacks, rank_config, shard_dls, world_size
 
 # %% auto #0
-__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'fast_memory_format', 'training_images', 'fit_vae', 'write_metrics']
+__all__ = ['SCHEDULE_METHODS', 'adam', 'training_device', 'training_images', 'fit_vae', 'write_metrics']
 
 # %% ../../nbs/2_train/03_fit.ipynb #12dad72c
 def _callbacks(c:VAEConfig, out:Path|None, model:nn.Module) -> list:
@@ -95,10 +95,6 @@ def training_device(device:str) -> torch.device:
     if device == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
         raise ValueError("device='mps' but Apple's MPS is not available here: use device=auto or device=cpu")
     return torch.device(device)
-
-def fast_memory_format(device:torch.device|str) -> torch.memory_format:
-    "The layout `fit_vae` gives conv weights on `device`: channels_last on the CPU (oneDNN's faster kernels; chapter benchmarks measures each conv net), the default elsewhere."
-    return torch.channels_last if torch.device(device).type == 'cpu' else torch.preserve_format
 
 def training_images(dls:DataLoaders, n:int) -> tuple:
     "`n` random training images of `dls` and their labels (drawn with replacement where there are fewer), from torch's global random state."
