@@ -147,3 +147,20 @@ def test_the_sidebar_lists_every_chapter_once_by_part():
     assert contents[0] == 'index.ipynb'
     assert listed == sorted(p.relative_to(nbs).as_posix() for p in nbs.glob('*_*/*.ipynb')), "sidebar.yml and nbs/ differ"
     assert [{p.split('/')[0] for p in s['contents']} for s in sections] == [{d.name} for d in sorted(nbs.glob('[0-9]_*'))]
+
+def test_a_run_folder_of_the_flat_layout_loads_evaluates_and_resumes(tmp_path):
+    "A run folder written by vae_nb 0.0.1 before the chapters became parts (tests/fixtures/run_0.0.1_flat: `vae-nb train quick dataset=digits` with a 16-unit net, 2 epochs) loads, evaluates and continues with this version."
+    import json, shutil
+    from pathlib import Path
+    from conftest import cli
+    from vae_nb.train.checkpoints import load_run
+    run = tmp_path/'run'
+    shutil.copytree(Path(__file__).parent/'fixtures'/'run_0.0.1_flat', run)
+    model, dls, cfg = load_run(run, 'last')
+    assert (cfg.dataset, cfg.latent_dim) == ('digits', 2) and model.encoder is not None
+    code, out, err = cli('evaluate', run, '--k', '5', '--iw-n', '20', '--which', 'last')
+    assert code == 0, err
+    assert json.loads((run/'evaluation.json').read_text())['epochs_run'] == 2
+    code, out, err = cli('train', '--resume', run, 'epochs=3', 'quiet=true', 'viz_every=0')
+    assert code == 0, err
+    assert (run/'history.csv').read_text().count('\n') == 4                     # a header and epochs 0, 1 and the new 2
