@@ -43,11 +43,13 @@ BAD = [
     (['lattent_dim=3'], "Unknown config key 'lattent_dim' (did you mean latent_dim?). Keys: bottleneck, "),
     (['kl_anneal=cosine'], "Unknown kl_anneal 'cosine'. Allowed"),
     (['device=tpu'], "Unknown device 'tpu'. Allowed: auto"),
-    (['objective=elbow'], "Unknown objective 'elbow'. Allowed: beta_tc, elbo, factor"),
+    (['objective=elbow'], "Unknown objective 'elbow'. Allowed: beta_tc, dip_i, dip_ii, elbo, factor"),
     (['tc_beta=4'], "tc_beta=4 applies to objective beta_tc, not elbo: set objective=beta_tc"),
     (['objective=beta_tc', 'bottleneck=dirichlet', 'latent_dim=3'], "objective beta_tc needs a posterior and a prior that factorise"),
     (['objective=beta_tc', 'tc_estimator=iw'], "Unknown tc_estimator 'iw'. Allowed: mss, mws"),
     (['objective=factor', 'factor_gamma=-1'], "factor_gamma must be >= 0.0, got -1"),
+    (['objective=dip_ii', 'bottleneck=vmf'], "objective dip_ii needs a diagonal Gaussian posterior and a N(0, I) prior: VMFBottleneck's posterior is VonMisesFisher"),
+    (['lambda_od=5'], "lambda_od=5 applies to objectives dip_i, dip_ii, not elbo: set objective=dip_i"),
 ]
 
 @pytest.mark.parametrize('overrides,message', BAD)

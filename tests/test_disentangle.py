@@ -36,8 +36,9 @@ def test_evaluate_disentanglement_then_compare(tmp_path):
     assert code == 2 and "invalid choice: 'ridge'" in err, err
 
 def test_dsprites_objective_presets_train_and_log(tmp_path):
-    "The β-TCVAE, FactorVAE and capacity presets on dSprites: one tiny epoch each from the command line, with their own terms in the history."
-    logged = dict(beta_tc_dsprites={'mi', 'tc', 'dim_kl'}, factor_dsprites={'tc', 'disc_acc'}, capacity_dsprites={'capacity'})
+    "The β-TCVAE, FactorVAE, DIP-VAE and capacity presets on dSprites: one tiny epoch each from the command line, with their own terms in the history."
+    logged = dict(beta_tc_dsprites={'mi', 'tc', 'dim_kl'}, factor_dsprites={'tc', 'disc_acc'}, dip_i_dsprites={'dip_od', 'dip_d'},
+                  dip_ii_dsprites={'dip_od', 'dip_d'}, capacity_dsprites={'capacity'})
     for preset, columns in logged.items():
         code, _, err = cli('train', preset, 'dataset_kwargs.n=640', 'epochs=1', 'quiet=true', f'out={preset}', cwd=tmp_path)
         assert code == 0, err

@@ -72,7 +72,7 @@ class VAEConfig:
     capacity:float|None = opt(None, "capacity target C_max in nats (Burgess et al.): the loss pays capacity_gamma·|KL − C|; None: off", low=0.)
     capacity_gamma:float = opt(10., "weight γ of the capacity penalty: above the target it acts as β = γ, so the KL settles at C when a β-VAE with β = γ has a rate below C (raise it for small targets)", low=0.)
     iw_k:int = opt(1, "draws per example of the training objective: 1 the ELBO; k > 1 the importance-weighted bound L_k (IWAE, Burda et al. 2016; k decoder passes per example)", low=1)
-    objective:str = opt('elbo', "what training minimises (`objective_names()`): elbo (the β-weighted ELBO), beta_tc (β-TCVAE), factor (FactorVAE); chapter tc", choices=objective_names)
+    objective:str = opt('elbo', "what training minimises (`objective_names()`): elbo (the β-weighted ELBO), beta_tc (β-TCVAE), factor (FactorVAE), chapter tc; dip_i, dip_ii (DIP-VAE I and II), chapter dip", choices=objective_names)
     tc_alpha:float = opt(1., "β-TCVAE: weight α of the index-code mutual information", low=0.)
     tc_beta:float = opt(6., "β-TCVAE: weight β of the total correlation", low=0.)
     tc_gamma:float = opt(1., "β-TCVAE: weight γ of the dimension-wise KL", low=0.)
@@ -81,6 +81,8 @@ class VAEConfig:
     disc_layers:int = opt(3, "FactorVAE: hidden layers of the discriminator MLP (the paper's: 5, six linear layers in all; 3 × 128 costs a CPU step about 1.3x the ELBO's)", low=1)
     disc_width:int = opt(128, "FactorVAE: units per hidden layer of the discriminator (the paper's: 1000)", low=1)
     disc_lr:float = opt(1e-4, "FactorVAE: learning rate of the discriminator's own Adam (betas 0.5, 0.9)", low=0.)
+    lambda_od:float = opt(10., "DIP-VAE: weight λ_od of the squared off-diagonal entries of the penalised covariance (dip_i: of the encoder means; dip_ii: of q(z))", low=0.)
+    lambda_d:float|None = opt(None, "DIP-VAE: weight λ_d of the squared distances of its diagonal from 1; None: disentanglement_lib's 10·λ_od for dip_i, λ_od for dip_ii", low=0.)
     # the optimisation
     epochs:int = opt(10, "number of epochs (a resumed run: the total, counting the epochs already done)", low=1)
     bs:int = opt(128, "batch size", low=1)
@@ -196,7 +198,7 @@ def objective_kwargs(c:VAEConfig) -> dict:
     for k, names in readers.items():
         if k not in own and getattr(c, k) != _default(config_fields()[k]):
             raise ValueError(f"{k}={getattr(c, k)!r} applies to objective{'s' if len(names) > 1 else ''} {', '.join(names)}, not {c.objective}: "
-                             f"set objective={names[0]}, or leave {k} at its default")
+                             f"set objective={'elbo' if 'elbo' in names else names[0]}, or leave {k} at its default")
     return {k: getattr(c, k) for k in own}
 
 def _check_iw(c:VAEConfig, bn):
