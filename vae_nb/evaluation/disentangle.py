@@ -289,7 +289,8 @@ def disentanglement_run(folder:str|Path, which:str='best', scale:float=1., seed:
 # %% ../../nbs/3_evaluation/03_disentangle.ipynb #648d01ee
 DSPRITES_STUDY = dict(beta1=('dsprites_beta', dict(beta=1.)), beta4=('dsprites_beta', dict(beta=4.)),
                       beta16=('dsprites_beta', dict(beta=16.)), beta_tc=('beta_tc_dsprites', {}),
-                      factor=('factor_dsprites', {}), capacity=('capacity_dsprites', {}))
+                      factor=('factor_dsprites', {}), capacity=('capacity_dsprites', {}),
+                      dip_i=('dip_i_dsprites', {}), dip_ii=('dip_ii_dsprites', {}))
 STUDY_BUDGET = dict(dataset_kwargs={'n': 80_000}, epochs=4, lr=5e-4, checkpoint_every=0)
 STUDY_METRICS = dict(scale=0.1, mig=dict(n=10_000), dci=dict(n_train=2_000, n_test=1_000), sap=dict(n_train=10_000, n_test=5_000))
 
