@@ -22,8 +22,7 @@ DIP_LAMBDA_D_FACTOR = dict(i=10., ii=1.)       # λ_d / λ_od in disentanglement
 
 def batch_covariance(x:torch.Tensor) -> torch.Tensor:
     "The covariance `(D, D)` of the rows of `x` `(B, D)` about their mean, divided by $B$: the batch's own distribution, as disentanglement_lib computes it."
-    xc = x - x.mean(0)
-    return xc.T @ xc / len(x)
+    return torch.cov(x.T, correction=0).reshape(x.shape[1], x.shape[1])      # torch.cov gives a 0-d tensor for one column
 
 def dip_covariance(mean:torch.Tensor, variance:torch.Tensor|None=None) -> torch.Tensor:
     "The covariance that DIP-VAE penalises, from a batch of diagonal Gaussian posteriors: `mean` `(B, D)` alone, $\\mathrm{Cov}[\\mu(x)]$ (DIP-VAE-I); with their `variance` `(B, D)`, the aggregate posterior's $\\mathrm{Cov}[z] = \\mathrm{E}[\\Sigma(x)] + \\mathrm{Cov}[\\mu(x)]$ (DIP-VAE-II)."
