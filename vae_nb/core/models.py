@@ -7,7 +7,7 @@ Docs: https://vae-nb.github.io/vae_nb/0_core/models.html.md"""
 # %% ../../nbs/0_core/03_models.ipynb #f5082384
 from __future__ import annotations
 import difflib, inspect, math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -116,6 +116,19 @@ class Bottleneck(nn.Module):
     def callbacks(self) -> list:
         "The fastai callbacks this family needs while it trains (a temperature schedule, say): `fit_vae` adds them; none by default."
         return []
+
+    def aux_loss(self, q:Distribution, z:torch.Tensor) -> dict:
+        "Auxiliary loss terms per example, `{name: (B,)}`, for posterior `q` and draw `z`: terms of the training loss that are not the KL (a codebook's commitment loss, say). Every objective adds them to its loss and logs each in its `parts`; they are no part of the ELBO. None by default."
+        return {}
+
+    @property
+    def point_mass(self) -> bool:
+        "Whether every posterior is a point mass (a deterministic code): importance weighting then adds nothing (each k-sample bound equals the ELBO), so evaluation estimates no NLL. False by default."
+        return False
+
+    def scores(self, posteriors) -> dict:
+        "The family's own test scores (`{name: number}`, e.g. a codebook's usage) from an iterable of the test set's posteriors, batch by batch: `vae-nb evaluate` and `compare` report them. None by default (the iterable is not read)."
+        return {}
 
     def extra_repr(self): return f"latent_dim={self.latent_dim}"
 
@@ -338,13 +351,14 @@ def build_nets(arch:str|dict, in_shape:tuple, code_dim:int, cond_dim:int=0):
 # %% ../../nbs/0_core/03_models.ipynb #cb425deb
 @dataclass
 class VAEOutput:
-    "One forward pass: decoder output `out`, posterior `q`, draw `z`, `log_px` `(B,)` and `kl` `(B, G)` in nats; with `iw_k = k > 1` draws, `out`, `q`, `z` hold k·B rows, `log_px` is their mean per example and `log_w` `(k, B)` the log importance weights."
+    "One forward pass: decoder output `out`, posterior `q`, draw `z`, `log_px` `(B,)` and `kl` `(B, G)` in nats; with `iw_k = k > 1` draws, `out`, `q`, `z` hold k·B rows, `log_px` is their mean per example and `log_w` `(k, B)` the log importance weights; `aux`: the family's auxiliary loss terms `{name: (B,)}` (`Bottleneck.aux_loss`; with k draws, their mean per example)."
     out: torch.Tensor
     q: Distribution
     z: torch.Tensor
     log_px: torch.Tensor
     kl: torch.Tensor
     log_w: torch.Tensor|None = None
+    aux: dict = field(default_factory=dict)      # the family's auxiliary loss terms per example {name: (B,)} (`Bottleneck.aux_loss`)
 
 def _rep(t, c): return None if t is None else t.repeat(c, *([1] * (t.ndim - 1)))
 
@@ -404,14 +418,15 @@ class VAE(nn.Module):
         q = self.encode(x, y)
         z = self.bottleneck.sample(q)
         out = self.decode(z, y)
-        return VAEOutput(out, q, z, self.likelihood.log_prob(x, out), self.bottleneck.kl(q, z))
+        return VAEOutput(out, q, z, self.likelihood.log_prob(x, out), self.bottleneck.kl(q, z), aux=self.bottleneck.aux_loss(q, z))
 
     def _iw_forward(self, x, y) -> VAEOutput:
         "`iw_k` draws per example: the log weights for the bound; `log_px` averaged over the draws and the family's KL at the first draw, for the ELBO that is reported."
         params = self.posterior_params(x, y)
         q, z, out, log_px, log_w = self.weighted_draws(params, x, y, self.iw_k, self.bottleneck.prior())
         with torch.no_grad(): kl = self.bottleneck.kl(self.bottleneck.posterior(params), z[:len(x)])
-        return VAEOutput(out, q, z, log_px.mean(0), kl, log_w)
+        aux = {name: t.view(self.iw_k, len(x)).mean(0) for name, t in self.bottleneck.aux_loss(q, z).items()}
+        return VAEOutput(out, q, z, log_px.mean(0), kl, log_w, aux)
 
     @torch.no_grad()
     def reconstruct(self, x, y=None) -> torch.Tensor:
@@ -464,11 +479,19 @@ class VAELoss:
         if self.capacity is not None: return self.gamma * (total - self.capacity).abs()
         return self.beta * total
 
+    def aux_term(self, pred:VAEOutput) -> torch.Tensor|float:
+        "The sum of the family's auxiliary loss terms (`pred.aux`, `Bottleneck.aux_loss`), each averaged over the batch and logged under its name in `parts` (call it after setting `parts`); 0 without any. Every objective adds it to its loss."
+        total = 0.
+        for name, t in getattr(pred, 'aux', {}).items():
+            m = t.mean()
+            self.parts[name] = m.detach()
+            total = total + m
+        return total
+
     def __call__(self, pred:VAEOutput, *targets) -> torch.Tensor:
         recon, kl = -pred.log_px.mean(), pred.kl.sum(-1).mean()
-        loss = recon + self.kl_term(pred.kl)
         self.parts = dict(recon=recon.detach(), kl=kl.detach(), elbo=-(recon + kl).detach())
-        return loss
+        return recon + self.kl_term(pred.kl) + self.aux_term(pred)
 
 # %% ../../nbs/0_core/03_models.ipynb #005602fc
 def importance_bound(log_w:torch.Tensor) -> torch.Tensor:
@@ -482,7 +505,7 @@ class IWAELoss(VAELoss):
         bound = importance_bound(pred.log_w).mean()
         recon, kl = -pred.log_px.mean(), pred.kl.sum(-1).mean()
         self.parts = dict(recon=recon.detach(), kl=kl.detach(), elbo=-(recon + kl).detach(), iw_bound=bound.detach())
-        return -bound
+        return -bound + self.aux_term(pred)
 
 # %% ../../nbs/0_core/03_models.ipynb #5c35147a
 class Objective:

@@ -94,7 +94,7 @@ class BetaTCLoss(VAELoss):
         mi, tc, dim_kl = (t.mean() for t in kl_decomposition(pred.q, pred.z, self.bottleneck.prior(), self.n_data, self.estimator))
         loss = recon + self.beta * (self.mi_weight * mi + self.tc_weight * tc + self.dim_kl_weight * dim_kl)
         self.parts = dict(recon=recon.detach(), kl=kl.detach(), elbo=-(recon + kl).detach(), mi=mi.detach(), tc=tc.detach(), dim_kl=dim_kl.detach())
-        return loss
+        return loss + self.aux_term(pred)          # the family's auxiliary terms (none for the families beta_tc trains)
 
 class TrainingSetSize(LeanCallback):
     "Give `loss` the training set's size, `n_data`, from the loaders when training starts."
