@@ -228,14 +228,16 @@ def latent_probe(model:VAE, dls, max_train:int|None=10_000, n_neighbors:int=5, s
 
 # %% ../../nbs/3_evaluation/00_evaluate.ipynb #922c7a73
 def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=10_000, threshold:float=0.01) -> dict:
-    "Every test metric of `model` on `dls` (test split `dls[2]`): ELBO parts, NLL (`k` samples, `iw_n` images), KL per group, active units, reconstruction errors, probes."
+    "Every test metric of `model` on `dls` (test split `dls[2]`): ELBO parts, NLL (`k` samples, `iw_n` images; none for a point-mass posterior, with `nll_note` saying why), KL per group, active units, reconstruction errors, probes, and the family's own scores (`Bottleneck.scores`, named in `family_scores`)."
     model.eval()
     dl = test_dl(dls)
     bound = model.bottleneck.has_prior              # without a prior there is no KL, no ELBO and no likelihood bound
+    iw = bound and not model.bottleneck.point_mass  # a point-mass posterior: every k-sample bound equals the ELBO
     parts = elbo_parts(model, dl)
     nan = float('nan')
     res = dict(elbo=parts['elbo'], recon=parts['recon'], kl=parts['kl'])
-    if bound and k:
+    if bound and not iw: res['nll_note'] = f"no importance-weighted NLL: the posterior is a point mass, so every k-sample bound equals the ELBO ({parts['elbo']:.2f})"
+    if iw and k:
         r = iw_nll(model, dl, k=k, max_n=iw_n)
         res.update(nll=r['nll'], nll_se=r['nll_se'], nll_elbo=r['elbo'], nll_k=k, nll_n=r['n'], nll_seconds=r['seconds'])
     else: res.update(nll=nan, nll_se=nan, nll_elbo=nan, nll_k=k, nll_n=0, nll_seconds=0.)
@@ -245,6 +247,8 @@ def evaluate(model:VAE, dls, k:int=1000, iw_n:int|None=1000, max_train:int|None=
                kl_groups=kl_groups(model, dl).tolist() if bound else [])
     res.update(recon_errors(model, dl))
     res.update(latent_probe(model, dls, max_train))
+    with torch.no_grad(): fam = model.bottleneck.scores(model.encode(xb, yb) for xb, yb in dl)
+    res.update(fam, family_scores=list(fam))
     return res
 
 def evaluate_run(folder:str|Path, k:int=1000, which:str='best', **kwargs) -> dict:
@@ -354,7 +358,8 @@ def compare(folders:list, k:int=100, out:str|Path|None=None, **kwargs) -> pd.Dat
     "Evaluate every run folder in `folders` (`evaluate_run`, `k` importance samples) into one table, one row per run; written to `out` (CSV and Markdown) if given, with `write_seed_table` when runs repeat a config with other seeds."
     if not folders: raise ValueError("compare needs at least one run folder")
     rows = [evaluate_run(f, k=k, **kwargs) for f in folders]
-    df = pd.DataFrame([{**{c: r.get(c) for c in COMPARE_COLUMNS}, **r.get('disentanglement', {})} for r in rows],   # the disentanglement scores of the runs that have them
+    df = pd.DataFrame([{**{c: r.get(c) for c in COMPARE_COLUMNS}, **{s: r[s] for s in r.get('family_scores', [])}, **r.get('disentanglement', {})}
+                       for r in rows],   # the family's own scores (a codebook's usage) and the disentanglement scores of the runs that have them
                       index=pd.Index(_run_names(folders), name='run'))
     df.attrs['results'] = rows                 # everything `evaluate_run` returned, lists and configs included (not written)
     if out is not None:
