@@ -241,9 +241,11 @@ class VQBottleneck(CodesBottleneck):
 class FSQBottleneck(CodesBottleneck):
     """Finite scalar quantization (Mentzer et al. 2023): each coordinate bounded to $L$ levels by a shifted tanh and rounded
     (straight-through); a group of `len(levels)` coordinates is one of `prod(levels)` codes of an implicit codebook. The
-    latent's `latent_dim` numbers are `latent_dim // len(levels)` groups. No codebook to learn, no auxiliary loss.
-    Prior: uniform over the codes."""
-    def __init__(self, latent_dim:int, prior=None, levels:list=(8, 5, 5, 5)):
+    latent's `latent_dim` numbers are `latent_dim // len(levels)` groups (`levels=None`: the paper's [8, 5, 5, 5] where
+    `latent_dim` is a multiple of 4, else [5], each coordinate a code of 5 levels). No codebook to learn, no auxiliary
+    loss. Prior: uniform over the codes."""
+    def __init__(self, latent_dim:int, prior=None, levels:list|None=None):
+        if levels is None: levels = [8, 5, 5, 5] if isinstance(latent_dim, int) and latent_dim % 4 == 0 else [5]
         levels = list(levels) if isinstance(levels, (list, tuple)) else levels
         if not (isinstance(levels, list) and levels and all(isinstance(l, int) and l >= 3 for l in levels)):
             raise ValueError(f"levels must be a list of integers >= 3 (the quantization levels of each coordinate of a code), got {levels!r}")
