@@ -57,7 +57,7 @@ def dip_problem(bottleneck:Bottleneck) -> str|None:
     name = type(bottleneck).__name__
     if not bottleneck.has_prior: return f"{name} has no prior"
     device = next(iter([*bottleneck.parameters(), *bottleneck.buffers()]), torch.zeros(())).device
-    q = bottleneck.posterior(torch.zeros(1, bottleneck.n_params, device=device))
+    with torch.no_grad(): q = bottleneck.posterior(torch.zeros(1, bottleneck.n_params, device=device))   # asking trains nothing (a VQ codebook moves in a training pass)
     if _diagonal_normal(q) is None: return f"{name}'s posterior is {type(q).__name__}, not a diagonal Gaussian (a torch Independent of Normal)"
     try: p = bottleneck.prior()
     except ValueError: return f"{name}'s prior needs its model to be evaluated (a learned prior), so it is not N(0, I)"

@@ -56,7 +56,7 @@ def _device(module:nn.Module) -> torch.device:
 def factorisation_problem(bottleneck:Bottleneck) -> str|None:
     "Why `bottleneck`'s posterior or prior does not factorise over the latent dimensions (None when both do): the capability β-TCVAE needs."
     if not bottleneck.has_prior: return f"{type(bottleneck).__name__} has no prior"
-    q = bottleneck.posterior(torch.zeros(1, bottleneck.n_params, device=_device(bottleneck)))
+    with torch.no_grad(): q = bottleneck.posterior(torch.zeros(1, bottleneck.n_params, device=_device(bottleneck)))   # asking trains nothing (a VQ codebook moves in a training pass)
     for d, what in ((q, 'posterior'), (bottleneck.prior(), 'prior')):
         try: _factors(d, what)
         except ValueError as e: return str(e)
