@@ -48,12 +48,12 @@ def encode_factors(data:FactorDataset, represent:Callable, factors, bs:int=4096)
     return np.concatenate(codes).reshape(*f.shape[:-1], -1)
 
 def posterior_mean_representation(model, device=None) -> Callable:
-    "A representation from a trained `VAE`: images in [0, 1] → posterior means, scaled to the model's data range first, on `device` (default: the model's)."
+    "A representation from a trained `VAE`: images in [0, 1] → the centers of their posteriors (`Bottleneck.center`: the mean, or the point a family puts in its place where it has none, as a flow's posterior), scaled to the model's data range first, on `device` (default: the model's)."
     if model.n_classes: raise ValueError("a conditional model encodes an image with its label: the disentanglement metrics take an unconditional model")
     device = device or next(model.parameters()).device
     lo, hi = model.likelihood.data_range
     model.eval()
-    def represent(x): return model.encode(x.to(device, torch.float32).mul_(hi - lo).add_(lo)).mean
+    def represent(x): return model.bottleneck.center(model.encode(x.to(device, torch.float32).mul_(hi - lo).add_(lo)))
     return represent
 
 # %% ../../nbs/3_evaluation/03_disentangle.ipynb #7dbba72c
