@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['PIPELINES', 'CONV_VARIANTS', 'ZOO', 'ZOO_COLUMNS', 'SVAE_TABLE1', 'SVAE_TABLE1_SOURCE', 'measure',
+__all__ = ['PIPELINES', 'CONV_VARIANTS', 'ZOO', 'ZOO_NEW', 'ZOO_COLUMNS', 'SVAE_TABLE1', 'SVAE_TABLE1_SOURCE', 'measure',
            'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'train_phase_timer', 'conv_step_benchmark',
            'long_run', 'cached_evaluation', 'full_test_nll', 'data_memory', 'data_memory_benchmark', 'zoo_study',
            'svae_runs', 'svae_study', 'plot_svae_curves']
@@ -290,7 +290,10 @@ def data_memory_benchmark(before:str='9000cd0', counts=(1, 2, 4)):
 # %% ../../nbs/5_tools/03_benchmarks.ipynb #f8a4c3fd
 ZOO = {'gaussian': {}, 'mog': {'prior': 'mog'}, 'vamp': {'prior': 'vamp'}, 'iwae_k5': {'iw_k': 5},
        'dirichlet': {'bottleneck': 'dirichlet'}, 'cc': {'bottleneck': 'cc'}, 'logistic_normal': {'bottleneck': 'logistic_normal'},
-       'concrete': {'bottleneck': 'concrete'}, 'power_spherical': {'bottleneck': 'power_spherical'}, 'vmf': {'bottleneck': 'vmf'}}
+       'concrete': {'bottleneck': 'concrete'}, 'power_spherical': {'bottleneck': 'power_spherical'}, 'vmf': {'bottleneck': 'vmf'},
+       'poincare': {'bottleneck': 'poincare'}, 'planar': {'bottleneck': 'planar'}, 'iaf': {'bottleneck': 'iaf'},
+       'vq': {'bottleneck': 'vq', 'bottleneck_kwargs': {'groups': 5}}, 'fsq': {'bottleneck': 'fsq'}}
+ZOO_NEW = ['poincare', 'planar', 'iaf', 'vq', 'fsq']   # the families of issue 30, run after the table below was stored
 ZOO_COLUMNS = ['elbo', 'nll', 'nll_se', 'active_units', 'probe_acc', 'epochs_run', 'train_seconds']
 
 def zoo_study(entries:dict=ZOO, epochs:int=30, only_finished:bool=False) -> pd.DataFrame:
