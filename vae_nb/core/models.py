@@ -482,7 +482,7 @@ class VAELoss:
     def aux_term(self, pred:VAEOutput) -> torch.Tensor|float:
         "The sum of the family's auxiliary loss terms (`pred.aux`, `Bottleneck.aux_loss`), each averaged over the batch and logged under its name in `parts` (call it after setting `parts`); 0 without any. Every objective adds it to its loss."
         total = 0.
-        for name, t in getattr(pred, 'aux', {}).items():
+        for name, t in pred.aux.items():
             m = t.mean()
             self.parts[name] = m.detach()
             total = total + m
