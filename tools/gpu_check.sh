@@ -10,7 +10,7 @@
 #   5. only when asked for (--steps repro: hours, even on a GPU), the published rows at the papers' budgets, each a
 #      sweep of many jobs at once on the one card (the local launcher, --jobs $REPRO_JOBS, default 8), scored on all
 #      10 000 test images as they finish: S-VAE Table 1 (N-VAE latent d and S-VAE on S^d for d = 2, 5, 10, 20, 40, the
-#      svae_mnist preset, the S-VAE with the official code's floor kappa >= 1, 500 epochs as Pythae's svae.py; NLL k = 500), the VampPrior (vamp_mnist, 2,000 epochs) and
+#      nvae_mnist and svae_mnist presets, the S-VAE with the official code's floor kappa >= 1, 500 epochs as Pythae's svae.py; NLL k = 500), the VampPrior (vamp_mnist, 2,000 epochs) and
 #      IWAE k = 5 and 50 (iwae_mnist, 3,280 epochs; NLL k = 5000), and the dSprites objectives (all six of disentanglement_lib's: beta, beta-TC, Factor, AnnealedVAE (capacity), DIP-I, DIP-II) at disentanglement_lib's
 #      budget (26 epochs of the whole grid = about 300,000 steps of batch 64), scored with --disentanglement.
 # Everything goes under $OUT (default: a new temporary folder): logs/<step>.log, runs/, and summary.json
@@ -108,8 +108,8 @@ score() {   # score K FOLDER...: evaluate every run folder among FOLDER... (a sw
 score_disentanglement() {   # score_disentanglement FOLDER...: the disentanglement scores of every run folder among FOLDER...
   for run in "$@"; do [ -f "$run/metrics.json" ] || continue; "${VAE_NB[@]}" evaluate "$run" --disentanglement "${DIS[@]}" --k 5 --iw-n 20 --which last || return 1; done
 }
-step repro:nvae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=gaussian latent_dim=2,5,10,20,40 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/nvae"
-step repro:svae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=vmf latent_dim=3,6,11,21,41 "bottleneck_kwargs={kappa_min:1.0}" "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/svae"
+step repro:nvae "${VAE_NB[@]}" "${SWEEP[@]}" nvae_mnist latent_dim=2,5,10,20,40 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/nvae"
+step repro:svae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=vmf latent_dim=3,6,11,21,41 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/svae"
 step repro:vamp "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist seed=0,1 "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp"
 step repro:vamp_normal "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist prior=null bottleneck_kwargs=null seed=0,1 "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp_normal"
 step repro:iwae "${VAE_NB[@]}" "${SWEEP[@]}" iwae_mnist iw_k=1,5,50 "epochs=$IWAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/iwae"

@@ -313,12 +313,13 @@ def zoo_study(entries:dict=ZOO, epochs:int=30, only_finished:bool=False) -> pd.D
 SVAE_TABLE1 = {2: (-135.73, -132.50), 5: (-110.21, -108.43), 10: (-93.84, -93.16), 20: (-88.90, -89.02), 40: (-88.93, -90.87)}
 SVAE_TABLE1_SOURCE = "Davidson et al. 2018, Table 1 (LL), as quoted in github raphaelrubrice/HVAE, paper_experiments/Table1_exp.ipynb"
 
-def svae_runs(dims=(2, 5), seeds=(0,), runs:str|Path|None=None, **overrides) -> dict:
-    "Train what is missing of the N-VAE (gaussian, latent d) and S-VAE (vmf on d + 1 coordinates) of preset `svae_mnist` for every d in `dims` and seed (`overrides`: other keys, e.g. epochs); (d, model, seed) -> run folder."
+def svae_runs(dims=(2, 5), seeds:tuple|dict=(0,), runs:str|Path|None=None, **overrides) -> dict:
+    "Train what is missing of the N-VAE (preset `nvae_mnist`: gaussian, latent d) and S-VAE (preset `svae_mnist`: vmf on d + 1 coordinates, κ ≥ 1) for every d in `dims` and each of its seeds (`seeds`: those of every d, or d -> its seeds; `overrides`: other keys, e.g. epochs); (d, model, seed) -> run folder."
     runs = Path(runs or os.environ.get('VAE_NB_RUNS', 'runs'))
-    models = {'N-VAE': lambda d: dict(bottleneck='gaussian', latent_dim=d), 'S-VAE': lambda d: dict(bottleneck='vmf', latent_dim=d + 1)}
-    return {(d, m, s): long_run(runs/f"svae_{'nvae' if m == 'N-VAE' else 'svae'}_d{d}_s{s}", 'svae_mnist', seed=s, **{**models[m](d), **overrides})
-            for d in dims for m in models for s in seeds}
+    models = {'N-VAE': ('nvae', lambda d: d), 'S-VAE': ('svae', lambda d: d + 1)}        # preset and folder; latent_dim
+    seeds_of = lambda d: seeds[d] if isinstance(seeds, dict) else seeds
+    return {(d, m, s): long_run(runs/f"svae_{models[m][0]}_d{d}_s{s}", f'{models[m][0]}_mnist', seed=s, **{'latent_dim': models[m][1](d), **overrides})
+            for d in dims for m in models for s in seeds_of(d)}
 
 def _curve(folder:Path, k:int, n:int) -> dict:
     "NLL (k draws, n test images) of every saved `epoch_XXX.pt` of `folder`: epoch -> (nll, nll_se)."
@@ -328,7 +329,7 @@ def _curve(folder:Path, k:int, n:int) -> dict:
         res[int(ck.stem.split('_')[1])] = (e['nll'], e['nll_se'])
     return res
 
-def svae_study(dims=(2, 5), seeds=(0,), k:int=500, n:int|None=None, curve_n:int=2000, runs:str|Path|None=None, **overrides):
+def svae_study(dims=(2, 5), seeds:tuple|dict=(0,), k:int=500, n:int|None=None, curve_n:int=2000, runs:str|Path|None=None, **overrides):
     "The S-VAE rows of Table 1 rerun (`svae_runs`), each scored with NLL k = `k` on `n` test images (None: all) beside the published LL; returns the table and the learning curves ((d, model, seed) -> {epoch: (nll, se)}, k draws on `curve_n` test images)."
     import pandas as pd
     rows, curves = [], {}
