@@ -101,6 +101,10 @@ class Bottleneck(nn.Module):
         "The latent point that stands for distribution `q` (a posterior or the prior) where one point is needed: reconstructions, latent means, interpolations and traversals start there. `q.mean` unless the family says otherwise: one without a closed-form mean, or whose mean leaves the support (a sphere's lies inside the ball; its mode is on the sphere)."
         return q.mean
 
+    def geodesic(self, za:torch.Tensor, zb:torch.Tensor, t:torch.Tensor) -> torch.Tensor:
+        "The points a fraction `t` of the way from code `za` to code `zb` (`(..., d)`; `t` broadcast against them, e.g. `(n, 1)`) along the shortest path of the latent space, which interpolations walk: the straight line, unless the family's codes live on a curved space (a sphere, a hyperbolic ball)."
+        return (1 - t) * za + t * zb
+
     @classmethod
     def accepted_kwargs(cls, prior=None) -> list|None:
         "The keyword arguments besides `latent_dim` and `prior` that the constructor takes with prior `prior` (what `bottleneck_kwargs` may hold); None: any (a `**kwargs` constructor)."

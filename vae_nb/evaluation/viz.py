@@ -145,12 +145,12 @@ def plot_slices_3d(model:VAE, values=(-1.5, 0., 1.5), n:int=9, lim:float=2.5, y=
 # %% ../../nbs/3_evaluation/01_viz.ipynb #75c9bc42
 @torch.no_grad()
 def interpolate(model:VAE, xa:torch.Tensor, xb:torch.Tensor, n:int=10, y=None) -> torch.Tensor:
-    "Images decoded along the line between the posterior centers (`Bottleneck.center`: the means, unless the family says otherwise) of images `xa` and `xb` `(C, H, W)`: `(n, C, H, W)` (`y`: one label for a conditional model)."
+    "Images decoded along the shortest path (`Bottleneck.geodesic`: a straight line, a great circle on a sphere) between the posterior centers (`Bottleneck.center`: the means, unless the family says otherwise) of images `xa` and `xb` `(C, H, W)`: `(n, C, H, W)` (`y`: one label for a conditional model)."
     model.eval()
     yy = None if y is None else torch.as_tensor([y, y], device=xa.device).reshape(-1)
     za, zb = model.bottleneck.center(model.encode(torch.stack([xa, xb]), yy))
     t = torch.linspace(0, 1, n, device=za.device)[:, None]
-    return model.likelihood.mean(model.decode((1 - t) * za + t * zb, None if y is None else yy[:1].expand(n)))
+    return model.likelihood.mean(model.decode(model.bottleneck.geodesic(za, zb, t), None if y is None else yy[:1].expand(n)))
 
 @torch.no_grad()
 def interpolation_frames(model:VAE, pairs, n:int=12, size:int=224, data_range=(0., 1.)) -> list:

@@ -199,6 +199,10 @@ class PoincareBottleneck(Bottleneck):
 
     def code(self, z): return 2 * logmap0(z, self.c)
 
+    def geodesic(self, za, zb, t):
+        "The hyperbolic geodesic from `za` to `zb`: $\\exp_{z_a}(t\\log_{z_a}z_b)$, an arc of a circle that meets the boundary at right angles, or a diameter."
+        return expmap(za, t * logmap(za, zb, self.c), self.c)
+
     def extra_repr(self): return f"latent_dim={self.latent_dim}, c={self.c:g} (the ball of radius {self.c ** -0.5:.3g})"
 
 # %% ../../nbs/4_families/14_hyperbolic.ipynb #5a7f5cd2

@@ -178,6 +178,12 @@ class SphereBottleneck(Bottleneck):
 
     def center(self, q): return q.mode
 
+    def geodesic(self, za, zb, t):
+        "The great circle from `za` to `zb` (spherical linear interpolation), in a form without $0/0$ for near points: with $\\omega$ the angle between them, $\\frac{\\sin((1-t)\\omega)}{\\sin\\omega}z_a + \\frac{\\sin(t\\omega)}{\\sin\\omega}z_b$ through `torch.sinc`; antipodal codes have no one shortest path."
+        omega = 2 * torch.atan2(torch.linalg.vector_norm(za - zb, dim=-1, keepdim=True), torch.linalg.vector_norm(za + zb, dim=-1, keepdim=True))
+        ratio = lambda s: s * torch.sinc(s * omega / math.pi) / torch.sinc(omega / math.pi)      # sin(s omega) / sin(omega)
+        return ratio(1 - t) * za + ratio(t) * zb
+
     def extra_repr(self): return f"latent_dim={self.latent_dim} (the sphere S^{self.latent_dim - 1}), kappa in [{self.kappa_min:g}, {self.kappa_max:g}]"
 
 @register_bottleneck('power_spherical')
