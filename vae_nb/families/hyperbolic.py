@@ -11,6 +11,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.distributions import Distribution, Transform, constraints
 import matplotlib.pyplot as plt
 
@@ -21,7 +22,7 @@ from ..evaluation.viz import class_legend, register_run_figure
 # %% auto #0
 __all__ = ['ball_margin', 'PoincareBallConstraint', 'on_poincare_ball', 'project', 'lambda_x', 'mobius_add', 'artanh', 'expmap0',
            'logmap0', 'expmap', 'logmap', 'transp0', 'transp0back', 'dist', 'log_sinhc', 'WrappedExp', 'WrappedNormal',
-           'PoincareBottleneck', 'plot_poincare']
+           'Gyroplanes', 'PoincareBottleneck', 'plot_poincare']
 
 # %% ../../nbs/4_families/14_hyperbolic.ipynb #ebbbc650
 def ball_margin(dtype:torch.dtype) -> float:
@@ -171,18 +172,42 @@ class WrappedNormal(Distribution):
     @property
     def mode(self): return self.loc
 
+# %% ../../nbs/4_families/14_hyperbolic.ipynb #daae9bba
+class Gyroplanes(nn.Module):
+    "Signed distances `(..., n)` from codes `z` `(..., d)` in the Poincaré ball of curvature $-c$ to `n` learned gyroplanes $H_{a_k,p_k}$ with $p_k = \\exp_0(o_k)$ (Ganea et al. 2018): the first decoder layer of Mathieu et al. 2019."
+    def __init__(self, latent_dim:int, n:int, c:float=1.0):
+        super().__init__()
+        self.c = float(c)
+        self.offset = nn.Parameter(torch.randn(n, latent_dim) * 1e-2)                 # o_k: the planes' points start near the origin
+        self.normal = nn.Parameter(torch.randn(n, latent_dim) / latent_dim ** 0.5)     # a_k
+
+    def points(self) -> torch.Tensor:
+        "The planes' points $p_k = \\exp_0(o_k)$ `(n, d)`."
+        return expmap0(self.offset, self.c)
+
+    def forward(self, z:torch.Tensor) -> torch.Tensor:
+        w = mobius_add(-self.points(), z[..., None, :], self.c)                          # (..., n, d)
+        a_norm = torch.linalg.vector_norm(self.normal, dim=-1).clamp_min(_tiny(z))
+        s = 2 * self.c ** 0.5 * (w * self.normal).sum(-1) / ((1 - self.c * _sq(w)[..., 0]).clamp_min(_tiny(z)) * a_norm)
+        return torch.asinh(s) / self.c ** 0.5
+
+    def extra_repr(self): return f"{self.normal.shape[1]} -> {self.normal.shape[0]} planes, c={self.c:g}"
+
 # %% ../../nbs/4_families/14_hyperbolic.ipynb #743f2830
 @register_bottleneck('poincare')
 class PoincareBottleneck(Bottleneck):
-    "A code in the Poincaré ball of curvature $-c$ (`latent_dim` = d): wrapped normal posterior $\\mu=\\exp_0(h)$, $\\sigma = \\sigma_{\\min}+\\mathrm{softplus}$, prior the wrapped normal at the origin with $\\Sigma=I$, KL by Monte Carlo; the decoder receives $2\\log_0(z)$."
-    def __init__(self, latent_dim:int, prior=None, c:float=1.0, scale_min:float=1e-5):
+    "A code in the Poincaré ball of curvature $-c$ (`latent_dim` = d): wrapped normal posterior $\\mu=\\exp_0(h)$, $\\sigma = \\sigma_{\\min}+\\mathrm{softplus}$, prior the wrapped normal at the origin with $\\Sigma=I$, KL by Monte Carlo; the decoder receives $2\\log_0(z)$, or with `gyroplanes` = n > 0 the signed distances to n learned gyroplanes (`Gyroplanes`)."
+    def __init__(self, latent_dim:int, prior=None, c:float=1.0, scale_min:float=1e-5, gyroplanes:int=0):
         super().__init__(latent_dim)
         if prior is not None: raise ValueError(f"poincare has one prior, the wrapped normal at the origin with unit covariance: leave prior unset, got {prior!r}")
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < math.inf:
             raise ValueError(f"the Poincaré ball has curvature -c with c > 0 (bottleneck_kwargs: {{c: 1.0}}), got c={c!r}")
         if isinstance(scale_min, bool) or not isinstance(scale_min, (int, float)) or not scale_min > 0:
             raise ValueError(f"scale_min must be > 0, got {scale_min!r}")
-        self.c, self.scale_min = float(c), float(scale_min)
+        if isinstance(gyroplanes, bool) or not isinstance(gyroplanes, int) or gyroplanes < 0:
+            raise ValueError(f"gyroplanes must be an integer >= 0 (0: the decoder reads 2 log_0(z)), got {gyroplanes!r}")
+        self.c, self.scale_min, self.gyroplanes = float(c), float(scale_min), gyroplanes
+        if gyroplanes: self.planes = Gyroplanes(latent_dim, gyroplanes, self.c)
         self.register_buffer('zero', torch.zeros(()))
 
     @property
@@ -197,13 +222,16 @@ class PoincareBottleneck(Bottleneck):
 
     def center(self, q): return q.mode
 
-    def code(self, z): return 2 * logmap0(z, self.c)
+    def code(self, z): return self.planes(z) if self.gyroplanes else 2 * logmap0(z, self.c)
+
+    @property
+    def code_dim(self): return self.gyroplanes or self.latent_dim
 
     def geodesic(self, za, zb, t):
         "The hyperbolic geodesic from `za` to `zb`: $\\exp_{z_a}(t\\log_{z_a}z_b)$, an arc of a circle that meets the boundary at right angles, or a diameter."
         return expmap(za, t * logmap(za, zb, self.c), self.c)
 
-    def extra_repr(self): return f"latent_dim={self.latent_dim}, c={self.c:g} (the ball of radius {self.c ** -0.5:.3g})"
+    def extra_repr(self): return f"latent_dim={self.latent_dim}, c={self.c:g} (the ball of radius {self.c ** -0.5:.3g})" + (f", decoded through {self.gyroplanes} gyroplanes" if self.gyroplanes else '')
 
 # %% ../../nbs/4_families/14_hyperbolic.ipynb #5a7f5cd2
 def plot_poincare(z:torch.Tensor, y=None, c:float=1.0, title:str='', vocab:list|None=None, s:float=3, radii=(1, 2, 3, 5)):
