@@ -105,6 +105,10 @@ class Bottleneck(nn.Module):
         "The points a fraction `t` of the way from code `za` to code `zb` (`(..., d)`; `t` broadcast against them, e.g. `(n, 1)`) along the shortest path of the latent space, which interpolations walk: the straight line, unless the family's codes live on a curved space (a sphere, a hyperbolic ball)."
         return (1 - t) * za + t * zb
 
+    def nearest_code(self, z:torch.Tensor) -> torch.Tensor:
+        "The code the family can produce nearest to `z` `(..., latent_dim)`: what a traversal or the explorer decodes after moving one coordinate, so the decoder only sees codes of the kind it was trained on (a point on the sphere, a codebook entry). `z` itself where codes fill $\\mathbb R^d$."
+        return z
+
     @classmethod
     def accepted_kwargs(cls, prior=None) -> list|None:
         "The keyword arguments besides `latent_dim` and `prior` that the constructor takes with prior `prior` (what `bottleneck_kwargs` may hold); None: any (a `**kwargs` constructor)."

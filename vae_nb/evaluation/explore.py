@@ -196,7 +196,7 @@ class LatentExplorer(widgets.VBox):
 
     @torch.no_grad()
     def _decode(self, z:torch.Tensor) -> torch.Tensor:
-        return self.vae.likelihood.mean(self.vae.decode(z.to(self.device), self._label(len(z)))).cpu()
+        return self.vae.likelihood.mean(self.vae.decode(self.vae.bottleneck.nearest_code(z.to(self.device)), self._label(len(z)))).cpu()
 
     def code(self) -> torch.Tensor:
         "The code `(D,)` the sliders set (on the simplex: their weights renormalised to sum to one)."
@@ -205,7 +205,7 @@ class LatentExplorer(widgets.VBox):
         return w / w.sum() if w.sum() > 0 else torch.full_like(w, 1 / len(w))
 
     def decoded(self) -> torch.Tensor:
-        "The image `(C, H, W)` decoded from `code()` (for the selected class), in the data range."
+        "The image `(C, H, W)` decoded from `code()` taken to the family's nearest code (`Bottleneck.nearest_code`: onto the sphere, to a codebook entry; the code itself in $\\mathbb R^d$), for the selected class, in the data range."
         return self._decode(self.code()[None])[0]
 
     def set_code(self, z):

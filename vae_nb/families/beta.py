@@ -16,7 +16,7 @@ __all__ = ['latent_traversal', 'traversal_grid']
 # %% ../../nbs/4_families/00_beta.ipynb #bf032c10
 @torch.no_grad()
 def latent_traversal(model:VAE, z:torch.Tensor, dim:int, values, y=None) -> torch.Tensor:
-    "Decode code `z` `(latent_dim,)` with coordinate `dim` set to each of `values` in turn: images `(len(values), C, H, W)` in the data range (`y`: one label, for a conditional model)."
+    "Decode code `z` `(latent_dim,)` with coordinate `dim` set to each of `values` in turn (then taken to the family's nearest code, `Bottleneck.nearest_code`: on a sphere, back onto it): images `(len(values), C, H, W)` in the data range (`y`: one label, for a conditional model)."
     z = torch.as_tensor(z, dtype=torch.float32).flatten()
     d = model.bottleneck.latent_dim
     if len(z) != d: raise ValueError(f"z has {len(z)} coordinates, the model's latent has {d}")
@@ -25,6 +25,7 @@ def latent_traversal(model:VAE, z:torch.Tensor, dim:int, values, y=None) -> torc
     dev = next(model.parameters()).device
     zs = z.to(dev).repeat(len(values), 1)
     zs[:, dim] = values.to(dev)
+    zs = model.bottleneck.nearest_code(zs)
     if y is not None: y = torch.as_tensor(y, device=dev).reshape(-1).expand(len(values))
     model.eval()
     return model.likelihood.mean(model.decode(zs, y))

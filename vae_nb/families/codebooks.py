@@ -98,6 +98,16 @@ class CodesBottleneck(Bottleneck):
         "The codebook `(K, dim)`: one row per code."
         raise NotImplementedError
 
+    def assign(self, flat:torch.Tensor) -> torch.Tensor:
+        "The nearest code of each row of `flat` `(N, dim)` (squared Euclidean distance, the codebook's row order breaking ties): `(N,)`."
+        e = self.codebook_matrix().detach().to(flat.dtype)
+        d2 = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.T + e.pow(2).sum(1)
+        return d2.argmin(1)
+
+    def nearest_code(self, z):
+        "Each group of `z` `(..., latent_dim)` snapped to its nearest codebook entry."
+        return F.embedding(self.assign(z.reshape(-1, self.dim)), self.codebook_matrix().detach().to(z.dtype)).view(z.shape)
+
     @property
     def codebook_size(self) -> int: return len(self.codebook_matrix())
 
@@ -176,12 +186,6 @@ class VQBottleneck(CodesBottleneck):
         z = vae.posterior_params(x.to(dev), None if y is None or not vae.n_classes else y.to(dev)).reshape(-1, self.dim)
         vae.train(mode)
         self.codebook.data.copy_(z[torch.randperm(len(z), device=z.device)[:self.K]])
-
-    def assign(self, flat:torch.Tensor) -> torch.Tensor:
-        "The nearest code of each row of `flat` `(N, dim)` (squared Euclidean distance, the codebook's row order breaking ties): `(N,)`."
-        e = self.codebook.detach()
-        d2 = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.T + e.pow(2).sum(1)
-        return d2.argmin(1)
 
     @torch.no_grad()
     def restart_dead(self, flat:torch.Tensor) -> int:

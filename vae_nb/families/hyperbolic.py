@@ -231,6 +231,8 @@ class PoincareBottleneck(Bottleneck):
         "The hyperbolic geodesic from `za` to `zb`: $\\exp_{z_a}(t\\log_{z_a}z_b)$, an arc of a circle that meets the boundary at right angles, or a diameter."
         return expmap(za, t * logmap(za, zb, self.c), self.c)
 
+    def nearest_code(self, z): return project(z, self.c)
+
     def extra_repr(self): return f"latent_dim={self.latent_dim}, c={self.c:g} (the ball of radius {self.c ** -0.5:.3g})" + (f", decoded through {self.gyroplanes} gyroplanes" if self.gyroplanes else '')
 
 # %% ../../nbs/4_families/14_hyperbolic.ipynb #5a7f5cd2

@@ -184,6 +184,8 @@ class SphereBottleneck(Bottleneck):
         ratio = lambda s: s * torch.sinc(s * omega / math.pi) / torch.sinc(omega / math.pi)      # sin(s omega) / sin(omega)
         return ratio(1 - t) * za + ratio(t) * zb
 
+    def nearest_code(self, z): return F.normalize(z, dim=-1)
+
     def extra_repr(self): return f"latent_dim={self.latent_dim} (the sphere S^{self.latent_dim - 1}), kappa in [{self.kappa_min:g}, {self.kappa_max:g}]"
 
 @register_bottleneck('power_spherical')
