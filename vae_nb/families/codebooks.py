@@ -10,10 +10,14 @@ import math, warnings
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Distribution, constraints
+from torch import nn
+from torch.distributions import Categorical, Distribution, constraints
+from torch.utils.data import TensorDataset
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*', category=FutureWarning)  # raised inside fastai's import
-    from fastai.learner import AvgMetric
+    from fastai.learner import AvgMetric, Learner
+    from fastai.data.core import DataLoaders
+    from fastai.callback.schedule import fit_one_cycle
 
 from ..core.models import Bottleneck, register_bottleneck
 from ..train.callbacks import LeanCallback
@@ -21,7 +25,7 @@ from .ae import PointMass
 
 # %% auto #0
 __all__ = ['straight_through', 'Quantized', 'usage_counts', 'perplexity', 'UniformCodes', 'FamilyMetrics', 'CodesBottleneck',
-           'VQBottleneck', 'FSQBottleneck']
+           'VQBottleneck', 'FSQBottleneck', 'CodePrior', 'code_indices', 'fit_code_prior', 'sample_with_code_prior']
 
 # %% ../../nbs/4_families/13_codebooks.ipynb #eff452f4
 def straight_through(z_e:torch.Tensor, z_q:torch.Tensor) -> torch.Tensor:
@@ -295,3 +299,55 @@ class FSQBottleneck(CodesBottleneck):
         return Quantized(z_e.flatten(1), z_q.flatten(1), self.codes_to_indices(z_q), self.codebook_size)
 
     def extra_repr(self): return super().extra_repr() + f", levels={self.levels}"
+
+# %% ../../nbs/4_families/13_codebooks.ipynb #4a2c36bb
+class CodePrior(nn.Module):
+    "A learned prior over the `groups` code indices of a codebook model: $p(i_1)\\prod_{j>1}p(i_j\\mid i_{<j})$, each factor a softmax over the `K` codes from a GRU (`hidden` units) over the earlier indices' embeddings (`emb` numbers; index `K` stands for the start)."
+    def __init__(self, groups:int, K:int, emb:int=32, hidden:int=128):
+        super().__init__()
+        self.groups, self.K = groups, K
+        self.embed = nn.Embedding(K + 1, emb)
+        self.rnn = nn.GRU(emb, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, K)
+
+    def logits(self, idx:torch.Tensor) -> torch.Tensor:
+        "The logits `(B, n, K)` of each index of `idx` `(B, n)` given the indices before it."
+        start = torch.full_like(idx[:, :1], self.K)
+        h, _ = self.rnn(self.embed(torch.cat([start, idx[:, :-1]], 1)))
+        return self.out(h)
+
+    def forward(self, idx:torch.Tensor) -> torch.Tensor:
+        "$\\log p(i)$ `(B,)` of index sequences `idx` `(B, n)`, nats."
+        return Categorical(logits=self.logits(idx)).log_prob(idx).sum(-1)
+
+    @torch.no_grad()
+    def sample(self, n:int) -> torch.Tensor:
+        "`n` index sequences `(n, groups)`, drawn one index at a time."
+        tok, h, seq = torch.full((n, 1), self.K, device=self.out.weight.device), None, []
+        for _ in range(self.groups):
+            y, h = self.rnn(self.embed(tok), h)
+            tok = Categorical(logits=self.out(y[:, -1])).sample()[:, None]
+            seq.append(tok)
+        return torch.cat(seq, 1)
+
+@torch.no_grad()
+def code_indices(model, dl) -> torch.Tensor:
+    "The code indices `(N, groups)` that codebook model `model` gives the images of `dl` (its posteriors' `indices`)."
+    model.eval()
+    return torch.cat([model.encode(xb).indices.cpu() for xb, _ in dl])
+
+def fit_code_prior(model, dls, epochs:int=20, lr:float=3e-3, bs:int=256, seed:int=0, **kwargs) -> CodePrior:
+    "A `CodePrior` (`kwargs`: its sizes) for the codes of codebook model `model`, fitted by maximum likelihood on the codes of `dls.train`'s images, validated on `dls.valid`'s (fastai `Learner`, one-cycle Adam, `epochs` at most `lr`)."
+    if not isinstance(model.bottleneck, CodesBottleneck): raise ValueError(f"a code prior needs a codebook family (vq, fsq), got {type(model.bottleneck).__name__}")
+    torch.manual_seed(seed)
+    train, valid = code_indices(model, dls.train), code_indices(model, dls.valid)
+    prior = CodePrior(model.bottleneck.groups, model.bottleneck.codebook_size, **kwargs)
+    data = DataLoaders.from_dsets(TensorDataset(train, train), TensorDataset(valid, valid), bs=bs, device='cpu')
+    learn = Learner(data, prior, loss_func=lambda log_p, _: -log_p.mean())
+    with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs, lr)
+    return prior.eval()
+
+def sample_with_code_prior(model, prior:CodePrior, n:int) -> torch.Tensor:
+    "`n` images decoded from codes drawn from `prior` (instead of the uniform prior of `model.generate`)."
+    idx = prior.sample(n).to(next(model.parameters()).device)
+    with torch.no_grad(): return model.likelihood.mean(model.decode(model.bottleneck.codebook_matrix()[idx].flatten(1)))
