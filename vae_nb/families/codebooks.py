@@ -332,9 +332,9 @@ class CodePrior(nn.Module):
 
 @torch.no_grad()
 def code_indices(model, dl) -> torch.Tensor:
-    "The code indices `(N, groups)` that codebook model `model` gives the images of `dl` (its posteriors' `indices`)."
+    "The code indices `(N, groups)` that codebook model `model` gives the images of `dl` (its posteriors' `indices`; a conditional model's with their labels)."
     model.eval()
-    return torch.cat([model.encode(xb).indices.cpu() for xb, _ in dl])
+    return torch.cat([model.encode(xb, yb if model.n_classes else None).indices.cpu() for xb, yb in dl])
 
 def fit_code_prior(model, dls, epochs:int=20, lr:float=3e-3, bs:int=256, seed:int=0, **kwargs) -> CodePrior:
     "A `CodePrior` (`kwargs`: its sizes) for the codes of codebook model `model`, fitted by maximum likelihood on the codes of `dls.train`'s images, validated on `dls.valid`'s (fastai `Learner`, one-cycle Adam, `epochs` at most `lr`)."
@@ -347,7 +347,8 @@ def fit_code_prior(model, dls, epochs:int=20, lr:float=3e-3, bs:int=256, seed:in
     with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs, lr)
     return prior.eval()
 
-def sample_with_code_prior(model, prior:CodePrior, n:int) -> torch.Tensor:
-    "`n` images decoded from codes drawn from `prior` (instead of the uniform prior of `model.generate`)."
+def sample_with_code_prior(model, prior:CodePrior, n:int, y=None) -> torch.Tensor:
+    "`n` images decoded from codes drawn from `prior` (instead of the uniform prior of `model.generate`; a conditional model's for class(es) `y`, as `generate` takes them)."
     idx = prior.sample(n).to(next(model.parameters()).device)
-    with torch.no_grad(): return model.likelihood.mean(model.decode(model.bottleneck.codebook_matrix()[idx].flatten(1)))
+    labels = model.labels(y, n) if model.n_classes and y is not None else None
+    with torch.no_grad(): return model.likelihood.mean(model.decode(model.bottleneck.codebook_matrix()[idx].flatten(1), labels))
