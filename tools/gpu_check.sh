@@ -109,7 +109,7 @@ score_disentanglement() {   # score_disentanglement FOLDER...: the disentangleme
   for run in "$@"; do [ -f "$run/metrics.json" ] || continue; "${VAE_NB[@]}" evaluate "$run" --disentanglement "${DIS[@]}" --k 5 --iw-n 20 --which last || return 1; done
 }
 step repro:nvae "${VAE_NB[@]}" "${SWEEP[@]}" nvae_mnist latent_dim=2,5,10,20,40 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/nvae"
-step repro:svae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist bottleneck=vmf latent_dim=3,6,11,21,41 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/svae"
+step repro:svae "${VAE_NB[@]}" "${SWEEP[@]}" svae_mnist latent_dim=3,6,11,21,41 "epochs=$SVAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/svae"
 step repro:vamp "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist seed=0,1 "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp"
 step repro:vamp_normal "${VAE_NB[@]}" "${SWEEP[@]}" vamp_mnist prior=null bottleneck_kwargs=null seed=0,1 "epochs=$VAMP_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/vamp_normal"
 step repro:iwae "${VAE_NB[@]}" "${SWEEP[@]}" iwae_mnist iw_k=1,5,50 "epochs=$IWAE_EPOCHS" "${REPRO[@]}" quiet=true "device=$DEVICE" "out=$R/iwae"

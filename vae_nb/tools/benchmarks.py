@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['PIPELINES', 'CONV_VARIANTS', 'ZOO', 'ZOO_NEW', 'ZOO_COLUMNS', 'SVAE_TABLE1', 'SVAE_TABLE1_SOURCE', 'measure',
-           'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'train_phase_timer', 'conv_step_benchmark',
-           'long_run', 'cached_evaluation', 'full_test_nll', 'data_memory', 'data_memory_benchmark', 'zoo_study',
-           'svae_runs', 'svae_study', 'plot_svae_curves']
+__all__ = ['PIPELINES', 'CONV_VARIANTS', 'ZOO', 'ZOO_NEW', 'ZOO_COLUMNS', 'SVAE_TABLE1', 'SVAE_TABLE1_SOURCE', 'SVAE_MODELS',
+           'measure', 'measure_in_subprocess', 'speed_benchmark', 'machine', 'report', 'train_phase_timer',
+           'conv_step_benchmark', 'long_run', 'cached_evaluation', 'full_test_nll', 'data_memory',
+           'data_memory_benchmark', 'zoo_study', 'svae_folder', 'svae_runs', 'svae_study', 'plot_svae_curves']
 
 # %% ../../nbs/5_tools/03_benchmarks.ipynb #b29aa6ea
 def _model_and_opt(arch:str, seed:int, device:str):
@@ -313,13 +313,18 @@ def zoo_study(entries:dict=ZOO, epochs:int=30, only_finished:bool=False) -> pd.D
 SVAE_TABLE1 = {2: (-135.73, -132.50), 5: (-110.21, -108.43), 10: (-93.84, -93.16), 20: (-88.90, -89.02), 40: (-88.93, -90.87)}
 SVAE_TABLE1_SOURCE = "Davidson et al. 2018, Table 1 (LL), as quoted in github raphaelrubrice/HVAE, paper_experiments/Table1_exp.ipynb"
 
+SVAE_MODELS = {'N-VAE': ('nvae', lambda d: d), 'S-VAE': ('svae', lambda d: d + 1)}    # Table 1's models: preset `{name}_mnist`, latent_dim of dimension d
+
+def svae_folder(runs:str|Path, d:int, model:str, seed:int) -> Path:
+    "The run folder of `model` ('N-VAE' or 'S-VAE') at dimension `d` with `seed` under `runs`."
+    return Path(runs)/f"svae_{SVAE_MODELS[model][0]}_d{d}_s{seed}"
+
 def svae_runs(dims=(2, 5), seeds:tuple|dict=(0,), runs:str|Path|None=None, **overrides) -> dict:
     "Train what is missing of the N-VAE (preset `nvae_mnist`: gaussian, latent d) and S-VAE (preset `svae_mnist`: vmf on d + 1 coordinates, κ ≥ 1) for every d in `dims` and each of its seeds (`seeds`: those of every d, or d -> its seeds; `overrides`: other keys, e.g. epochs); (d, model, seed) -> run folder."
     runs = Path(runs or os.environ.get('VAE_NB_RUNS', 'runs'))
-    models = {'N-VAE': ('nvae', lambda d: d), 'S-VAE': ('svae', lambda d: d + 1)}        # preset and folder; latent_dim
     seeds_of = lambda d: seeds[d] if isinstance(seeds, dict) else seeds
-    return {(d, m, s): long_run(runs/f"svae_{models[m][0]}_d{d}_s{s}", f'{models[m][0]}_mnist', seed=s, **{'latent_dim': models[m][1](d), **overrides})
-            for d in dims for m in models for s in seeds_of(d)}
+    return {(d, m, s): long_run(svae_folder(runs, d, m, s), f'{name}_mnist', seed=s, **{'latent_dim': dim(d), **overrides})
+            for d in dims for m, (name, dim) in SVAE_MODELS.items() for s in seeds_of(d)}
 
 def _curve(folder:Path, k:int, n:int) -> dict:
     "NLL (k draws, n test images) of every saved `epoch_XXX.pt` of `folder`: epoch -> (nll, nll_se)."
@@ -353,8 +358,7 @@ def plot_svae_curves(table, curves:dict, runs:str|Path|None=None):
         tops = []                                                   # the panel shows from the 10th epoch on: the first ones are far above
         for (m, colour) in (('N-VAE', 'tab:blue'), ('S-VAE', 'tab:orange')):
             for s in sorted(table[(table.d == d) & (table.model == m)].seed):
-                folder = runs/f"svae_{'nvae' if m == 'N-VAE' else 'svae'}_d{d}_s{s}"
-                h = pd.read_csv(folder/'history.csv')
+                h = pd.read_csv(svae_folder(runs, d, m, s)/'history.csv')
                 tops.append(-h.valid_elbo.iloc[min(9, len(h) - 1)])
                 ax.plot(h.epoch + 1, -h.valid_elbo, color=colour, lw=0.8, alpha=0.6, label=f'{m} test −ELBO' if s == min(table.seed) else None)
                 pts = curves[(d, m, s)]
